@@ -1,0 +1,38 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test` (each runs `setup`).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+OUTPUT ?= out
+SOURCES ?=
+WORKERS ?= 2
+
+.PHONY: setup demo test test-fast lint dataset clean
+
+setup: $(VENV)/.installed
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
+	  echo "installing ffmpeg (Debian/Ubuntu apt)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq ffmpeg; }
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(PY) -m curate demo --output demo-out --workers $(WORKERS)
+
+dataset: setup
+	@test -n "$(SOURCES)" || { echo "usage: make dataset SOURCES=urls.txt OUTPUT=dir [CONFIG=file.yaml]"; exit 2; }
+	$(PY) -m curate run --sources $(SOURCES) --output $(OUTPUT) --workers $(WORKERS) $(if $(CONFIG),--config $(CONFIG))
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf demo-out out .pytest_cache

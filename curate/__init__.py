@@ -1,0 +1,1 @@
+"""Curation stages: plain Python, one module per stage, no Ray."""

@@ -1,0 +1,173 @@
+"""The typed configuration of the curation stages.
+
+One pydantic model per stage, gathered in :class:`CurateConfig`.  A YAML file
+provides values, ``key.sub=value`` overrides patch it (``download.target_short_side=360``),
+and unknown keys are rejected so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourcesConfig(_Section):
+    """How the input list is read (see :mod:`curate.sources`)."""
+
+    allow_file_urls: bool = Field(False, description="Accept file:// URLs (local files); off by default because URLs are untrusted.")
+    opt_out: Path | None = Field(None, description="A file of video ids or URLs (one per line) that are never downloaded.")
+
+
+class DownloadConfig(_Section):
+    """yt-dlp options (see :mod:`curate.download`)."""
+
+    target_short_side: int = Field(256, ge=64, description="Pick the smallest format whose short side is at least this (else the largest below).")
+    format: str | None = Field(None, description="A yt-dlp format spec that replaces the resolution-based choice.")
+    subtitle_languages: list[str] = Field(["en", "en-US", "en-GB", "en.*"], description="Subtitle language preference, best first (regexes allowed).")
+    max_duration_s: float = Field(3 * 3600, gt=0, description="Longer videos fail permanently (too_long) before any byte is downloaded.")
+    max_filesize_bytes: int = Field(2 * 1024**3, gt=0, description="Larger downloads fail permanently (too_large).")
+    time_limit_s: float = Field(1800, gt=0, description="Wall-clock limit for one video's download; past it the attempt fails transiently.")
+    socket_timeout_s: float = Field(30, gt=0, description="A server that stops answering for this long fails the attempt transiently.")
+    attempts: int = Field(3, ge=1, description="Attempts for transient failures, with jittered exponential backoff between them.")
+    backoff_base_s: float = Field(2.0, ge=0, description="First backoff; doubles each attempt, jittered to 50-100%.")
+    backoff_max_s: float = Field(120.0, ge=0)
+    cookies: Path | None = Field(None, description="Netscape cookies file, passed to yt-dlp (needed for many real YouTube runs).")
+    proxy: str | None = Field(None, description="Proxy URL, passed to yt-dlp.")
+    rate_limit_bytes: int | None = Field(None, gt=0, description="Download rate limit in bytes/s, passed to yt-dlp.")
+    extra_options: dict[str, Any] = Field(default_factory=dict, description="Any further yt-dlp YoutubeDL options, passed through as is.")
+
+
+class SubtitlesConfig(_Section):
+    """Sentence segmentation of subtitle tracks (see :mod:`curate.subtitles`)."""
+
+    max_sentence_s: float = Field(12.0, gt=0, description="Unpunctuated speech is split into sentences no longer than this.")
+    max_sentence_words: int = Field(40, ge=1)
+    pause_split_s: float = Field(1.5, gt=0, description="A pause this long ends a sentence in unpunctuated (automatic) captions.")
+
+
+class AnalysisConfig(_Section):
+    """The single decode pass: shot detection and kept frames (see :mod:`curate.analyze`)."""
+
+    detector: Literal["content", "adaptive"] = "content"
+    threshold: float | None = Field(None, description="Detector threshold; None keeps PySceneDetect's default for the detector.")
+    min_shot_s: float = Field(0.4, ge=0)
+    detect_width: int = Field(192, ge=32, description="Frames are downscaled to this width (16:9 box) for detection.")
+    frame_rate: float = Field(2.0, gt=0, description="Frames kept per second of video (JPEG), the pool for caption, training and thumbnail frames.")
+    frame_short_side: int = Field(256, ge=32)
+    jpeg_quality: int = Field(3, ge=2, le=31, description="ffmpeg -q:v for kept frames (2 best, 31 worst).")
+    threads: int = Field(0, ge=0, description="ffmpeg decoder threads; 0 lets ffmpeg choose.")
+    time_limit_s: float = Field(3600, gt=0)
+
+
+class ScaleConfig(_Section):
+    min_s: float = Field(gt=0)
+    max_s: float = Field(gt=0)
+    target_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScaleConfig:
+        if not self.min_s <= self.target_s <= self.max_s:
+            raise ValueError(f"need min_s <= target_s <= max_s, got {self.min_s}, {self.target_s}, {self.max_s}")
+        return self
+
+
+class PlanConfig(_Section):
+    """Nested multi-scale clip planning (see :mod:`curate.plan`)."""
+
+    short: ScaleConfig = ScaleConfig(min_s=5, max_s=20, target_s=12)
+    medium: ScaleConfig = ScaleConfig(min_s=20, max_s=45, target_s=30)
+    long: ScaleConfig = ScaleConfig(min_s=45, max_s=120, target_s=60)
+    max_silence_s: float = Field(10.0, ge=0, description="A pause in speech longer than this ends clips at every scale.")
+    cut_snap_s: float = Field(1.0, ge=0, description="A boundary this close to a shot cut moves onto the cut.")
+    min_cut_distance_s: float = Field(0.5, ge=0, description="No boundary may sit closer than this to a cut without being on it.")
+    max_keyframe_drift_s: float = Field(2.5, ge=0, description="auto cut mode re-encodes a source whose keyframes are sparser than this.")
+
+
+class CutConfig(_Section):
+    """Writing clips (see :mod:`curate.cut`)."""
+
+    mode: Literal["auto", "copy", "reencode"] = Field(
+        "auto",
+        description="copy: boundaries on the source's keyframes, every clip a stream copy. reencode: the decode pass also "
+        "writes one low-resolution short-GOP H.264 intermediate, clips are stream copies of it. auto: copy unless the "
+        "source's keyframes are too sparse.",
+    )
+    short_side: int = Field(360, ge=64, description="reencode: short side of the intermediate.")
+    fps: float | None = Field(None, gt=0, description="reencode: output frame rate; None keeps the source's.")
+    gop_s: float = Field(0.5, gt=0, description="reencode: keyframe interval, hence the boundary precision.")
+    crf: int = Field(26, ge=0, le=51)
+    preset: str = "veryfast"
+    time_limit_s: float = Field(1800, gt=0)
+
+
+class SamplesConfig(_Section):
+    """What each WebDataset sample carries (see :mod:`curate.records`)."""
+
+    frames_per_clip: int = Field(16, ge=1, description="K training frames per clip, at the middles of K equal segments.")
+    caption_frame_rate: float = Field(0.1, gt=0, description="Caption frames per second of clip (at least one per short clip).")
+    splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.9, "val": 0.05, "test": 0.05})
+
+    @field_validator("splits")
+    @classmethod
+    def _splits_valid(cls, value: dict[str, float]) -> dict[str, float]:
+        if set(value) - {"train", "val", "test"} or "train" not in value:
+            raise ValueError("splits must be a subset of train/val/test and include train")
+        if any(v < 0 for v in value.values()) or abs(sum(value.values()) - 1.0) > 1e-6:
+            raise ValueError("split fractions must be non-negative and sum to 1")
+        return value
+
+
+class ShardsConfig(_Section):
+    max_samples: int = Field(1000, ge=1, description="A shard is closed after this many samples...")
+    max_bytes: int = Field(512 * 1024**2, ge=1024, description="...or once it holds this many bytes, whichever comes first.")
+
+
+class CurateConfig(_Section):
+    """Everything the curation stages need; one per run."""
+
+    sources: SourcesConfig = SourcesConfig()
+    download: DownloadConfig = DownloadConfig()
+    subtitles: SubtitlesConfig = SubtitlesConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
+    plan: PlanConfig = PlanConfig()
+    cut: CutConfig = CutConfig()
+    samples: SamplesConfig = SamplesConfig()
+    shards: ShardsConfig = ShardsConfig()
+    keep_workdirs: bool = Field(False, description="Keep each video's work directory after its clips are written (debugging).")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` -> (["a", "b"], value), the value parsed as YAML (so 3, 2.5, true, [en] work)."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} is not of the form key.sub=value")
+    key, raw = text.split("=", 1)
+    path = [part for part in key.strip().split(".") if part]
+    if not path:
+        raise ValueError(f"override {text!r} has an empty key")
+    return path, yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> CurateConfig:
+    """Read a YAML config (or the defaults) and apply ``key.sub=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text())
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"{path}: a config file must hold a mapping")
+        data = loaded or {}
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        node = data
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {key} is not a section")
+        node[keys[-1]] = value
+    return CurateConfig.model_validate(data)
