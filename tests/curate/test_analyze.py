@@ -1,0 +1,84 @@
+"""The single decode pass: cuts found within one frame, frames kept at a fixed rate, one ffmpeg."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from curate.analyze import analyze, build_command
+from curate.config import AnalysisConfig, CutConfig
+from curate.probe import probe
+
+BIKES_CUTS = [1.2, 3.04, 5.48, 7.48, 9.68]
+
+
+def test_cuts_in_generated_video_are_found_within_one_frame(scenes_video, tmp_path):
+    path, cuts = scenes_video
+    media = probe(path)
+    result = analyze(path, media, tmp_path, AnalysisConfig())
+    assert len(result.cuts) == len(cuts)
+    for found, truth in zip(result.cuts, cuts, strict=True):
+        assert abs(found - truth) <= 1 / media.fps + 1e-6
+
+
+def test_cuts_in_real_footage_are_found_within_one_frame(bikes, tmp_path):
+    media = probe(bikes)
+    result = analyze(bikes, media, tmp_path, AnalysisConfig())
+    assert len(result.cuts) == len(BIKES_CUTS)
+    for found, truth in zip(result.cuts, BIKES_CUTS, strict=True):
+        assert abs(found - truth) <= 1 / media.fps + 1e-6
+
+
+def test_adaptive_detector_is_selectable(bikes, tmp_path):
+    result = analyze(bikes, probe(bikes), tmp_path, AnalysisConfig(detector="adaptive"))
+    assert any(abs(c - 5.48) <= 0.04 for c in result.cuts)
+
+
+def test_frames_are_kept_at_the_configured_rate_and_short_side(scenes_video, tmp_path):
+    path, _ = scenes_video
+    media = probe(path)
+    result = analyze(path, media, tmp_path, AnalysisConfig(frame_rate=2.0, frame_short_side=128))
+    assert abs(len(result.frames) - media.duration * 2) <= 1
+    assert [f.time for f in result.frames[:3]] == [0.0, 0.5, 1.0]
+    with Image.open(result.frames[0].path) as img:
+        assert min(img.size) == 128
+
+
+def test_frames_are_never_upscaled(bikes, tmp_path):
+    result = analyze(bikes, probe(bikes), tmp_path, AnalysisConfig(frame_short_side=1000))
+    with Image.open(result.frames[0].path) as img:
+        assert img.size == (640, 272)
+
+
+def test_every_frame_is_decoded_exactly_once(scenes_video, tmp_path):
+    """One ffmpeg process, one input, all outputs branches of one filter graph."""
+    path, _ = scenes_video
+    media = probe(path)
+    cmd = build_command(path, media, tmp_path, AnalysisConfig(), CutConfig())
+    assert cmd.count("-i") == 1
+    assert "split=3" in cmd[cmd.index("-filter_complex") + 1]
+    result = analyze(path, media, tmp_path, AnalysisConfig())
+    assert result.frames_decoded == round(media.duration * media.fps)
+
+
+def test_reencode_branch_writes_a_short_gop_intermediate_with_keyframes_on_cuts(bikes, tmp_path):
+    result = analyze(bikes, probe(bikes), tmp_path, AnalysisConfig(), CutConfig(gop_s=0.5, short_side=144))
+    assert result.intermediate is not None
+    inter = probe(result.intermediate)
+    assert min(inter.width, inter.height) == 144
+    gaps = [b - a for a, b in zip(inter.keyframes, inter.keyframes[1:], strict=False)]
+    assert max(gaps) <= 0.5 + 1 / 25 + 1e-6
+    for cut in BIKES_CUTS:
+        assert any(abs(k - cut) < 1e-3 for k in inter.keyframes), cut
+
+
+def test_thumbnails_one_per_shot(bikes, tmp_path):
+    media = probe(bikes)
+    result = analyze(bikes, media, tmp_path, AnalysisConfig())
+    thumbs = result.shot_thumbnails(media.duration)
+    assert len(thumbs) == len(BIKES_CUTS) + 1
+    step = 1 / AnalysisConfig().frame_rate
+    for (a, b), thumb in zip(result.shots(media.duration), thumbs, strict=True):
+        if b - a >= step:
+            assert a <= thumb.time < b and abs(thumb.time - (a + b) / 2) <= step / 2 + 1e-6
+        else:  # a shot shorter than the frame spacing may hold no kept frame
+            assert abs(thumb.time - (a + b) / 2) <= step
