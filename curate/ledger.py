@@ -1,0 +1,118 @@
+"""The ledger: one status row per input URL, committed atomically, read back on resume.
+
+Rows are committed in small parquet parts under ``OUTPUT/.ledger/`` (each written to a
+temporary name and renamed), so a crash loses at most the rows not yet committed, and
+``videos.parquet`` is rebuilt from the parts (atomically) at the end of a run. A row is
+committed only once every shard holding the video's samples is committed, so an ``ok``
+row always means all of the video's clips are on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.shards import write_atomic
+
+LEDGER_DIR = ".ledger"
+VIDEOS_FILE = "videos.parquet"
+
+
+@dataclass
+class VideoStatus:
+    url: str
+    video_id: str
+    status: str = "ok"
+    error_class: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    clips_short: int = 0
+    clips_medium: int = 0
+    clips_long: int = 0
+    duration: float | None = None
+    has_subtitles: bool = False
+    subtitle_language: str | None = None
+    subtitle_kind: str | None = None
+    subtitle_warning: str | None = None
+    cut_mode: str | None = None
+    download_s: float = 0.0
+    analyze_s: float = 0.0
+    cut_s: float = 0.0
+    total_s: float = 0.0
+    finished_at: str = ""
+
+    @property
+    def done(self) -> bool:
+        """Rows a rerun skips: ok, skipped, or failed for good."""
+        return self.status in ("ok", "skipped") or self.error_class == "permanent"
+
+
+SCHEMA = pa.schema(
+    [
+        (f.name, {"int": pa.int32(), "float": pa.float64(), "bool": pa.bool_()}.get(str(f.type).split(" ")[0], pa.string()))
+        for f in fields(VideoStatus)
+    ]
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Ledger:
+    """Reads the committed status of every video and commits new rows."""
+
+    def __init__(self, output: Path):
+        self.output = output
+        self.parts = output / LEDGER_DIR
+        self.parts.mkdir(parents=True, exist_ok=True)
+        for stale in self.parts.glob(".*"):
+            stale.unlink()
+        self.rows: dict[str, VideoStatus] = {}
+        for table in self._tables():
+            for row in table.to_pylist():
+                self.rows[row["url"]] = VideoStatus(**{k: row.get(k) for k in SCHEMA.names})
+        existing = sorted(self.parts.glob("part-*.parquet"))
+        self._next = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
+
+    def _tables(self) -> list[pa.Table]:
+        tables = []
+        if (self.output / VIDEOS_FILE).exists():
+            tables.append(pq.read_table(self.output / VIDEOS_FILE))
+        tables += [pq.read_table(p) for p in sorted(self.parts.glob("part-*.parquet"))]
+        return tables
+
+    def done(self, url: str, retry_failed: bool = False) -> bool:
+        row = self.rows.get(url)
+        if row is None:
+            return False
+        if retry_failed:
+            return row.status in ("ok", "skipped")
+        return row.done
+
+    def commit(self, rows: list[VideoStatus]) -> None:
+        """Commit ``rows`` as one atomic part."""
+        if not rows:
+            return
+        for row in rows:
+            row.finished_at = row.finished_at or _now()
+            self.rows[row.url] = row
+        table = pa.Table.from_pylist([asdict(r) for r in rows], schema=SCHEMA)
+        path = self.parts / f"part-{self._next:06d}-{os.getpid()}.parquet"
+        self._next += 1
+        write_atomic(path, lambda p: pq.write_table(table, p))
+
+    def consolidate(self) -> Path:
+        """Rewrite ``videos.parquet`` from all committed rows and drop the parts."""
+        table = pa.Table.from_pylist([asdict(r) for r in self.rows.values()], schema=SCHEMA)
+        target = self.output / VIDEOS_FILE
+        write_atomic(target, lambda p: pq.write_table(table, p))
+        for part in self.parts.glob("part-*.parquet"):
+            part.unlink()
+        return target

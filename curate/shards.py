@@ -1,0 +1,201 @@
+"""Atomic WebDataset shard writing.
+
+A shard is written as ``.shard-NNNNNN.tar.tmp-*`` and its index as
+``.shard-NNNNNN.parquet.tmp-*``; on commit the tar is renamed into place first and its
+``.parquet`` index second, so a tar is *committed* exactly when its index exists. A
+reader (and a resumed run) ignores tars without an index; :func:`recover` deletes them
+with any temporary file, and returns the keys already committed so a rerun never
+writes a sample twice.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.records import Sample
+
+SHARD_RE = re.compile(r"^shard-(\d{6})\.(tar|parquet)$")
+
+INDEX_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("video_id", pa.string()),
+        ("url", pa.string()),
+        ("scale", pa.string()),
+        ("index", pa.int32()),
+        ("start", pa.float64()),
+        ("end", pa.float64()),
+        ("duration", pa.float64()),
+        ("parent", pa.string()),
+        ("children", pa.list_(pa.string())),
+        ("split", pa.string()),
+        ("subtitle", pa.string()),
+        ("caption", pa.string()),
+        ("summary", pa.string()),
+        ("fps", pa.float64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("has_audio", pa.bool_()),
+        ("cut_mode", pa.string()),
+        ("has_subtitle", pa.bool_()),
+        ("has_caption", pa.bool_()),
+        ("mp4_bytes", pa.int64()),
+        ("sample_bytes", pa.int64()),
+        ("offset", pa.int64()),
+    ]
+)
+
+
+def shard_name(number: int, ext: str) -> str:
+    return f"shard-{number:06d}.{ext}"
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def committed_shards(directory: Path) -> list[int]:
+    """Numbers of the shards whose index exists (committed), ascending."""
+    if not directory.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in directory.iterdir() if (m := SHARD_RE.match(p.name)) and m.group(2) == "parquet")
+
+
+def recover(directory: Path) -> set[str]:
+    """Delete uncommitted tars and temporary files; return the keys of committed samples."""
+    directory.mkdir(parents=True, exist_ok=True)
+    committed = set(committed_shards(directory))
+    for path in directory.iterdir():
+        match = SHARD_RE.match(path.name)
+        if not path.is_file():
+            continue
+        if path.name.startswith(".") or (match and match.group(2) == "tar" and int(match.group(1)) not in committed):
+            path.unlink()
+    keys: set[str] = set()
+    for number in committed:
+        keys.update(pq.read_table(directory / shard_name(number, "parquet"), columns=["key"])["key"].to_pylist())
+    return keys
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0
+    info.mode = 0o444
+    tar.addfile(info, io.BytesIO(data))
+
+
+@dataclass
+class _OpenShard:
+    number: int
+    tmp: Path
+    tar: tarfile.TarFile
+    rows: list[dict] = field(default_factory=list)
+    video_ids: set[str] = field(default_factory=set)
+    bytes: int = 0
+
+
+class ShardWriter:
+    """Writes samples of one scale into bounded shards, committing each atomically.
+
+    ``on_commit(number, video_ids)`` is called after a shard is committed, so the caller can
+    commit ledger rows of videos whose samples are now all on disk.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        max_samples: int,
+        max_bytes: int,
+        on_commit: Callable[[int, set[str]], None] | None = None,
+    ):
+        self.directory = directory
+        self.max_samples = max_samples
+        self.max_bytes = max_bytes
+        self.on_commit = on_commit
+        self.committed_keys = recover(directory)
+        numbers = committed_shards(directory)
+        self._next = numbers[-1] + 1 if numbers else 0
+        self._open: _OpenShard | None = None
+
+    @property
+    def open_shard(self) -> int | None:
+        return self._open.number if self._open else None
+
+    @property
+    def open_video_ids(self) -> set[str]:
+        """Videos with samples in the open (uncommitted) shard."""
+        return self._open.video_ids if self._open else set()
+
+    def write(self, sample: Sample) -> str | None:
+        """Append ``sample`` unless its key is already committed; returns the shard's relative name."""
+        if sample.key in self.committed_keys:
+            return None
+        shard = self._open or self._start()
+        offset = shard.tar.offset
+        size = self._append(shard.tar, sample)
+        shard.rows.append(_index_row(sample, offset, size))
+        shard.video_ids.add(sample.record["video_id"])
+        shard.bytes += size
+        self.committed_keys.add(sample.key)
+        name = shard_name(shard.number, "tar")
+        if len(shard.rows) >= self.max_samples or shard.bytes >= self.max_bytes:
+            self.commit()
+        return name
+
+    def commit(self) -> None:
+        """Close and commit the open shard, if any: tar renamed first, then its index."""
+        shard, self._open = self._open, None
+        if shard is None:
+            return
+        shard.tar.close()
+        shard.tmp.replace(self.directory / shard_name(shard.number, "tar"))
+        table = pa.Table.from_pylist(shard.rows, schema=INDEX_SCHEMA)
+        write_atomic(self.directory / shard_name(shard.number, "parquet"), lambda p: pq.write_table(table, p))
+        if self.on_commit:
+            self.on_commit(shard.number, shard.video_ids)
+
+    def _start(self) -> _OpenShard:
+        number, self._next = self._next, self._next + 1
+        tmp = self.directory / f".{shard_name(number, 'tar')}.tmp-{os.getpid()}"
+        self._open = _OpenShard(number, tmp, tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT))
+        return self._open
+
+    @staticmethod
+    def _append(tar: tarfile.TarFile, sample: Sample) -> int:
+        before = tar.offset
+        _add_bytes(tar, f"{sample.key}.json", json.dumps(sample.record, ensure_ascii=False).encode())
+        _add_bytes(tar, f"{sample.key}.txt", sample.text.encode())
+        _add_bytes(tar, f"{sample.key}.mp4", sample.mp4.read_bytes())
+        for i, frame in enumerate(sample.frames):
+            _add_bytes(tar, f"{sample.key}.f{i:02d}.jpg", frame.read_bytes())
+        return tar.offset - before
+
+
+def _index_row(sample: Sample, offset: int, size: int) -> dict:
+    record = sample.record
+    row = {name: record.get(name) for name in INDEX_SCHEMA.names if name in record}
+    row.update(
+        has_subtitle=bool(record.get("subtitle")),
+        has_caption=bool(record.get("caption")),
+        mp4_bytes=sample.mp4.stat().st_size,
+        sample_bytes=size,
+        offset=offset,
+    )
+    return row

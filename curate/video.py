@@ -1,0 +1,159 @@
+"""One video end to end: download, subtitles, one decode, plan, cut, records.
+
+:func:`curate_video` is the unit of work the plain loop (:mod:`curate.run`) and the Ray
+pipeline both schedule. It never raises for a bad video: every failure becomes a
+classified :class:`~curate.ledger.VideoStatus`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from curate.analyze import analyze
+from curate.config import CurateConfig
+from curate.cut import cut_clips
+from curate.download import Downloaded, download
+from curate.errors import CurateError, permanent
+from curate.ledger import VideoStatus
+from curate.plan import SCALES, ClipPlan, clip_key, plan_clips
+from curate.probe import MediaInfo, probe
+from curate.records import Sample, VideoContext, build_samples, split_for
+from curate.sources import SourceRow
+from curate.subtitles import Sentence, load_sentences
+
+CLIPS_DIR = "clips"
+
+
+@dataclass
+class VideoResult:
+    status: VideoStatus
+    samples: list[Sample] = field(default_factory=list)
+    workdir: Path | None = None
+
+    def cleanup(self) -> None:
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def choose_cut_mode(media: MediaInfo, config: CurateConfig) -> str:
+    """``copy`` when the source's keyframes are dense enough to plan on, else ``reencode``."""
+    if config.cut.mode != "auto":
+        return config.cut.mode
+    return "copy" if media.median_keyframe_interval <= config.plan.max_keyframe_drift_s else "reencode"
+
+
+def curate_video(source: SourceRow, config: CurateConfig, work_root: Path) -> VideoResult:
+    """Turn one source URL into samples of every scale, or a classified failure."""
+    status = VideoStatus(url=source.url, video_id=source.video_id)
+    workdir = work_root / source.video_id
+    started = time.monotonic()
+    try:
+        if workdir.exists():
+            shutil.rmtree(workdir)
+        workdir.mkdir(parents=True)
+        samples = _run_stages(source, config, workdir, status)
+        return VideoResult(status, samples, workdir)
+    except CurateError as exc:
+        _fail(status, exc.error_class, exc.code, exc.message, getattr(exc, "attempts", None))
+    except Exception as exc:  # a bug must cost one video, not the run; rerun retries it
+        _fail(status, "transient", "internal_error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    finally:
+        status.total_s = round(time.monotonic() - started, 3)
+    if not config.keep_workdirs:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return VideoResult(status, [], None if not config.keep_workdirs else workdir)
+
+
+def _fail(status: VideoStatus, error_class: str, code: str, message: str, attempts: int | None = None) -> None:
+    status.status, status.error_class, status.error_code, status.error = "failed", error_class, code, message
+    if attempts is not None:
+        status.attempts = attempts
+
+
+def _run_stages(source: SourceRow, config: CurateConfig, workdir: Path, status: VideoStatus) -> list[Sample]:
+    t0 = time.monotonic()
+    got = download(source.url, source.video_id, workdir, config.download)
+    status.attempts, status.download_s = got.attempts, round(time.monotonic() - t0, 3)
+    sentences = _sentences(got, config, status)
+    media = got.media
+    status.duration = round(media.duration, 3)
+    status.cut_mode = choose_cut_mode(media, config)
+    t1 = time.monotonic()
+    reencode = config.cut if status.cut_mode == "reencode" else None
+    analysis = analyze(got.video_path, media, workdir, config.analysis, reencode)
+    cut_file = analysis.intermediate or got.video_path
+    cut_media = probe(cut_file) if analysis.intermediate else media
+    status.analyze_s = round(time.monotonic() - t1, 3)
+    plan = plan_clips(cut_media.duration, sentences, analysis.cuts, cut_media.keyframes, cut_media.fps, config.plan)
+    if plan.total == 0:
+        raise _no_clips(media, config, bool(sentences))
+    t2 = time.monotonic()
+    files = _cut_all(source.video_id, plan, cut_file, cut_media, workdir, config)
+    status.cut_s = round(time.monotonic() - t2, 3)
+    for scale in SCALES:
+        setattr(status, f"clips_{scale}", plan.count(scale))
+    ctx = VideoContext(
+        video_id=source.video_id,
+        url=source.url,
+        split=split_for(source.video_id, config.samples.splits),
+        source=_source_meta(got, media),
+        subtitle_language=got.subtitle_language if sentences else None,
+        subtitle_kind=got.subtitle_kind if sentences else None,
+        has_subtitles=bool(sentences),
+        cut_mode=status.cut_mode,
+    )
+    return build_samples(ctx, plan, files, cut_media, analysis, config.samples.frames_per_clip, config.samples.caption_frame_rate)
+
+
+def _sentences(got: Downloaded, config: CurateConfig, status: VideoStatus) -> list[Sentence]:
+    if got.subtitle_path is None:
+        return []
+    sentences, warning = load_sentences(got.subtitle_path, config.subtitles)
+    status.subtitle_warning = warning
+    status.has_subtitles = bool(sentences)
+    if sentences:
+        status.subtitle_language, status.subtitle_kind = got.subtitle_language, got.subtitle_kind
+    return sentences
+
+
+def _no_clips(media: MediaInfo, config: CurateConfig, had_sentences: bool) -> CurateError:
+    if media.duration < config.plan.short.min_s:
+        return permanent(
+            "too_short", f"the video lasts {media.duration:.1f} s, less than the shortest clip ({config.plan.short.min_s:g} s)"
+        )
+    basis = "its speech (subtitle sentences)" if had_sentences else "its shots"
+    return permanent("no_clips", f"no clip of {config.plan.short.min_s:g}-{config.plan.short.max_s:g} s fits {basis}")
+
+
+def _cut_all(
+    video_id: str, plan: ClipPlan, cut_file: Path, cut_media: MediaInfo, workdir: Path, config: CurateConfig
+) -> dict[tuple[str, int], Path]:
+    out_dir = workdir / CLIPS_DIR
+    out_dir.mkdir(exist_ok=True)
+    files: dict[tuple[str, int], Path] = {}
+    for scale in SCALES:
+        clips = plan.clips[scale]
+        paths = [out_dir / f"{clip_key(video_id, scale, c.index)}.mp4" for c in clips]
+        spans = [(c.start, c.end) for c in clips]
+        cut_clips(cut_file, spans, paths, cut_media.fps, cut_media.has_audio, config.cut.time_limit_s)
+        files.update({(scale, c.index): p for c, p in zip(clips, paths, strict=True)})
+    return files
+
+
+def _source_meta(got: Downloaded, media: MediaInfo) -> dict:
+    info = got.info
+    return {
+        "title": info.get("title"),
+        "duration": round(media.duration, 3),
+        "width": media.width,
+        "height": media.height,
+        "fps": round(media.fps, 6),
+        "extractor": info.get("extractor"),
+        "uploader": info.get("uploader"),
+        "upload_date": info.get("upload_date"),
+        "license": info.get("license"),
+    }

@@ -1,0 +1,114 @@
+"""One video end to end: bad input becomes a classified status row, never a crash."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from curate.config import load_config
+from curate.demo.server import serve_directory
+from curate.sources import SourceRow, video_id_for
+from curate.video import choose_cut_mode, curate_video
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bad_site(tmp_path_factory, demo_corpus, scene_maker):
+    """A loopback site with one of each kind of bad (and awkward) input."""
+    corpus_dir, _ = demo_corpus
+    site = tmp_path_factory.mktemp("site")
+    scene_maker(site / "one_second.mp4", [1.0])
+    scene_maker(site / "noaudio.mp4", [6.0, 6.0], audio=False)
+    shutil.copy(corpus_dir / "cooking.mp4", site / "clip.mp4")
+    (site / "notvideo.mp4").write_text("this is not a video\n" * 100)
+    data = (corpus_dir / "cooking.mp4").read_bytes()
+    (site / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    (site / "broken.vtt").write_bytes(b"\x00\x01garbage\xff\xfe not a subtitle file")
+    (site / "badsubs.html").write_text(
+        '<html><body><video><source src="clip.mp4" type="video/mp4">'
+        '<track kind="subtitles" srclang="en" src="broken.vtt"></video></body></html>'
+    )
+    (site / "novideo.html").write_text("<html><body><p>No video on this page.</p></body></html>")
+    with serve_directory(site) as base:
+        yield base
+
+
+def curate(url: str, tmp_path: Path, **overrides):
+    config = load_config(ROOT / "configs" / "demo.yaml", [f"{k}={v}" for k, v in overrides.items()])
+    row = SourceRow(url=url, video_id=video_id_for(url), status="pending", error_code=None, error=None, row=0)
+    return curate_video(row, config, tmp_path / "work")
+
+
+@pytest.mark.parametrize(
+    ("path", "error_class", "codes"),
+    [
+        ("missing.mp4", "permanent", {"http_404"}),
+        ("notvideo.mp4", "permanent", {"invalid_media"}),
+        ("truncated.mp4", "permanent", {"invalid_media"}),
+        ("novideo.html", "permanent", {"no_video", "unsupported_url"}),
+        ("one_second.mp4", "permanent", {"too_short"}),
+    ],
+)
+@pytest.mark.timeout(120)
+def test_bad_input_gets_a_classified_status_row(bad_site, tmp_path, path, error_class, codes):
+    result = curate(bad_site + path, tmp_path, **{"download.attempts": 1})
+    status = result.status
+    assert status.status == "failed"
+    assert (status.error_class, status.error_code in codes) == (error_class, True), status.error
+    assert status.error and len(status.error) < 2000
+    assert result.samples == []
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir()), "work dir removed"
+
+
+def test_malformed_subtitles_do_not_fail_the_video(bad_site, tmp_path):
+    result = curate(bad_site + "badsubs.html", tmp_path)
+    assert result.status.status == "ok"
+    assert result.status.subtitle_warning and "malformed" in result.status.subtitle_warning
+    assert result.samples and all(s.record["subtitle"] is None for s in result.samples)
+    result.cleanup()
+
+
+def test_a_video_without_audio_is_fine(bad_site, tmp_path):
+    result = curate(bad_site + "noaudio.mp4", tmp_path)
+    assert result.status.status == "ok", result.status.error
+    assert all(not s.record["has_audio"] for s in result.samples)
+    result.cleanup()
+
+
+def test_shell_metacharacters_and_dot_dot_in_urls_stay_inside_the_work_dir(bad_site, tmp_path):
+    outside = tmp_path / "pwned"
+    url = bad_site + f"..%2F..%2Fx/$(touch {outside});rm -rf ~;`id`.mp4"
+    result = curate(url, tmp_path)
+    assert result.status.status == "failed" and result.status.error_class == "permanent"
+    assert not outside.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+
+
+def test_sparse_keyframes_choose_reencode_and_still_cut_exactly(tmp_path):
+    video = tmp_path / "sparse.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=24",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "1000", "-sc_threshold", "0", str(video)],
+        check=True,
+    )
+    with serve_directory(tmp_path) as base:
+        result = curate(base + "sparse.mp4", tmp_path)
+    assert result.status.status == "ok", result.status.error
+    assert result.status.cut_mode == "reencode"
+    assert all(s.record["cut_mode"] == "reencode" for s in result.samples)
+    assert sum(s.record["duration"] for s in result.samples if s.scale == "short") > 20
+    result.cleanup()
+
+
+def test_auto_mode_copies_when_keyframes_are_dense():
+    from curate.probe import MediaInfo
+
+    config = load_config(None)
+    dense = MediaInfo(60.0, 640, 360, 25.0, "h264", True, "aac", 0.0, tuple(float(t) for t in range(0, 60, 2)))
+    sparse = MediaInfo(60.0, 640, 360, 25.0, "h264", True, "aac", 0.0, (0.0,))
+    assert choose_cut_mode(dense, config) == "copy"
+    assert choose_cut_mode(sparse, config) == "reencode"
