@@ -11,17 +11,18 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from curate.config import load_config
 from curate.plan import SCALES
 from curate.run import CLIPS_FILE, RunSummary, run
+from curate.storage import Storage
 
 DEFAULT_DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
 
 def _add_run_options(p: argparse.ArgumentParser, output_default: str | None) -> None:
-    p.add_argument("--output", type=Path, required=output_default is None, default=output_default, help="output directory")
+    p.add_argument(
+        "--output", required=output_default is None, default=output_default, help="output directory or URI (s3://...)"
+    )
     p.add_argument("--config", type=Path, help="YAML config (defaults: curate/config.py)")
     p.add_argument("--workers", type=int, default=2, help="videos processed in parallel (processes)")
     p.add_argument("--retry-failed", action="store_true", help="also retry videos that failed permanently")
@@ -50,11 +51,10 @@ def format_summary(summary: RunSummary) -> str:
         f"urls: {funnel.get('urls_in', 0)} in, {funnel.get('ok', 0)} ok, {funnel.get('failed', 0)} failed, "
         f"{funnel.get('skipped', 0)} skipped; {funnel.get('with_subtitles', 0)} with subtitles",
     ]
-    clips_file = summary.output / CLIPS_FILE
+    storage = Storage(summary.output)
     durations: dict[str, list[float]] = defaultdict(list)
-    if clips_file.exists():
-        table = pq.read_table(clips_file, columns=["scale", "duration"]).to_pylist()
-        for row in table:
+    if storage.exists(CLIPS_FILE):
+        for row in storage.read_parquet(CLIPS_FILE, ["scale", "duration"]).to_pylist():
             durations[row["scale"]].append(row["duration"])
     for scale in SCALES:
         d = durations.get(scale, [])
@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
         corpus = build_corpus(args.corpus)
         with serve_directory(args.corpus) as base_url:
-            sources = args.output / "demo-sources.txt"
-            args.output.mkdir(parents=True, exist_ok=True)
+            sources = args.corpus / "sources.txt"
             write_source_list(corpus, base_url, sources)
             summary = run(sources, args.output, config, **options)
     print(format_summary(summary))

@@ -12,12 +12,10 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from curate.shards import write_atomic
+from curate.storage import Storage
 
 LEDGER_DIR = ".ledger"
 VIDEOS_FILE = "videos.parquet"
@@ -68,25 +66,22 @@ def _now() -> str:
 class Ledger:
     """Reads the committed status of every video and commits new rows."""
 
-    def __init__(self, output: Path):
-        self.output = output
-        self.parts = output / LEDGER_DIR
-        self.parts.mkdir(parents=True, exist_ok=True)
-        for stale in self.parts.glob(".*"):
-            stale.unlink()
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        storage.mkdir(LEDGER_DIR)
+        storage.remove_temporaries(LEDGER_DIR)
         self.rows: dict[str, VideoStatus] = {}
         for table in self._tables():
             for row in table.to_pylist():
                 self.rows[row["url"]] = VideoStatus(**{k: row.get(k) for k in SCHEMA.names})
-        existing = sorted(self.parts.glob("part-*.parquet"))
-        self._next = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
+        self._next = len(self._parts())
+
+    def _parts(self) -> list[str]:
+        return [f"{LEDGER_DIR}/{name}" for name in self.storage.list(LEDGER_DIR) if name.startswith("part-")]
 
     def _tables(self) -> list[pa.Table]:
-        tables = []
-        if (self.output / VIDEOS_FILE).exists():
-            tables.append(pq.read_table(self.output / VIDEOS_FILE))
-        tables += [pq.read_table(p) for p in sorted(self.parts.glob("part-*.parquet"))]
-        return tables
+        names = ([VIDEOS_FILE] if self.storage.exists(VIDEOS_FILE) else []) + sorted(self._parts(), key=_part_order)
+        return [self.storage.read_parquet(name) for name in names]
 
     def done(self, url: str, retry_failed: bool = False) -> bool:
         row = self.rows.get(url)
@@ -104,15 +99,17 @@ class Ledger:
             row.finished_at = row.finished_at or _now()
             self.rows[row.url] = row
         table = pa.Table.from_pylist([asdict(r) for r in rows], schema=SCHEMA)
-        path = self.parts / f"part-{self._next:06d}-{os.getpid()}.parquet"
+        self.storage.write_parquet(f"{LEDGER_DIR}/part-{self._next:06d}-{os.getpid()}.parquet", table)
         self._next += 1
-        write_atomic(path, lambda p: pq.write_table(table, p))
 
-    def consolidate(self) -> Path:
-        """Rewrite ``videos.parquet`` from all committed rows and drop the parts."""
+    def consolidate(self) -> None:
+        """Rewrite ``videos.parquet`` from all committed rows, then drop the parts it now holds."""
         table = pa.Table.from_pylist([asdict(r) for r in self.rows.values()], schema=SCHEMA)
-        target = self.output / VIDEOS_FILE
-        write_atomic(target, lambda p: pq.write_table(table, p))
-        for part in self.parts.glob("part-*.parquet"):
-            part.unlink()
-        return target
+        self.storage.write_parquet(VIDEOS_FILE, table)
+        for part in self._parts():
+            self.storage.delete(part)
+        self._next = 0
+
+
+def _part_order(name: str) -> int:
+    return int(name.rsplit("/", 1)[-1].split("-")[1])

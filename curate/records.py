@@ -27,9 +27,10 @@ class Sample:
     key: str
     scale: str
     record: dict[str, Any]
-    mp4: Path
-    frames: list[Path]
-    caption_frames: list[Path] = field(default_factory=list)
+    mp4: Path | bytes
+    """The clip: a file in the video's work directory, or its bytes once it travels between processes."""
+    frames: list[Path] | list[bytes]
+    caption_frames: list[Path] | list[bytes] = field(default_factory=list)
 
     @property
     def text(self) -> str:

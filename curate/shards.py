@@ -1,28 +1,27 @@
 """Atomic WebDataset shard writing.
 
-A shard is written as ``.shard-NNNNNN.tar.tmp-*`` and its index as
-``.shard-NNNNNN.parquet.tmp-*``; on commit the tar is renamed into place first and its
-``.parquet`` index second, so a tar is *committed* exactly when its index exists. A
-reader (and a resumed run) ignores tars without an index; :func:`recover` deletes them
-with any temporary file, and returns the keys already committed so a rerun never
-writes a sample twice.
+A shard's tar and then its ``.parquet`` index are each written all-or-nothing (see
+:mod:`curate.storage`), so a tar is *committed* exactly when its index exists. A reader
+(and a resumed run) ignores tars without an index; :func:`recover` deletes them with
+any temporary file, and returns the keys already committed so a rerun never writes a
+sample twice.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import tarfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curate.records import Sample
+from curate.storage import Storage
 
 SHARD_RE = re.compile(r"^shard-(\d{6})\.(tar|parquet)$")
 
@@ -60,37 +59,29 @@ def shard_name(number: int, ext: str) -> str:
     return f"shard-{number:06d}.{ext}"
 
 
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def committed_shards(storage: Storage, rel_dir: str) -> list[int]:
+    """Numbers of the shards in ``rel_dir`` whose index exists (committed), ascending."""
+    return sorted(int(m.group(1)) for name in storage.list(rel_dir) if (m := SHARD_RE.match(name)) and m.group(2) == "parquet")
 
 
-def committed_shards(directory: Path) -> list[int]:
-    """Numbers of the shards whose index exists (committed), ascending."""
-    if not directory.is_dir():
-        return []
-    return sorted(int(m.group(1)) for p in directory.iterdir() if (m := SHARD_RE.match(p.name)) and m.group(2) == "parquet")
-
-
-def recover(directory: Path) -> set[str]:
-    """Delete uncommitted tars and temporary files; return the keys of committed samples."""
-    directory.mkdir(parents=True, exist_ok=True)
-    committed = set(committed_shards(directory))
-    for path in directory.iterdir():
-        match = SHARD_RE.match(path.name)
-        if not path.is_file():
-            continue
-        if path.name.startswith(".") or (match and match.group(2) == "tar" and int(match.group(1)) not in committed):
-            path.unlink()
+def recover(storage: Storage, rel_dir: str) -> set[str]:
+    """Delete uncommitted tars and temporary files in ``rel_dir``; return the keys of committed samples."""
+    storage.mkdir(rel_dir)
+    committed = set(committed_shards(storage, rel_dir))
+    storage.remove_temporaries(rel_dir)
+    for name in storage.list(rel_dir):
+        match = SHARD_RE.match(name)
+        if match and match.group(2) == "tar" and int(match.group(1)) not in committed:
+            storage.delete(f"{rel_dir}/{name}")
     keys: set[str] = set()
     for number in committed:
-        keys.update(pq.read_table(directory / shard_name(number, "parquet"), columns=["key"])["key"].to_pylist())
+        keys.update(storage.read_parquet(f"{rel_dir}/{shard_name(number, 'parquet')}", ["key"])["key"].to_pylist())
     return keys
+
+
+def data_of(item: Path | bytes) -> bytes:
+    """Sample members are files in a work directory (plain loop) or bytes (rows of the Ray pipeline)."""
+    return item.read_bytes() if isinstance(item, Path) else item
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -104,7 +95,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 @dataclass
 class _OpenShard:
     number: int
-    tmp: Path
+    stack: ExitStack
     tar: tarfile.TarFile
     rows: list[dict] = field(default_factory=list)
     video_ids: set[str] = field(default_factory=set)
@@ -120,17 +111,19 @@ class ShardWriter:
 
     def __init__(
         self,
-        directory: Path,
+        storage: Storage,
+        rel_dir: str,
         max_samples: int,
         max_bytes: int,
         on_commit: Callable[[int, set[str]], None] | None = None,
     ):
-        self.directory = directory
+        self.storage = storage
+        self.rel_dir = rel_dir
         self.max_samples = max_samples
         self.max_bytes = max_bytes
         self.on_commit = on_commit
-        self.committed_keys = recover(directory)
-        numbers = committed_shards(directory)
+        self.committed_keys = recover(storage, rel_dir)
+        numbers = committed_shards(storage, rel_dir)
         self._next = numbers[-1] + 1 if numbers else 0
         self._open: _OpenShard | None = None
 
@@ -165,16 +158,17 @@ class ShardWriter:
         if shard is None:
             return
         shard.tar.close()
-        shard.tmp.replace(self.directory / shard_name(shard.number, "tar"))
+        shard.stack.close()  # the tar lands under its final name
         table = pa.Table.from_pylist(shard.rows, schema=INDEX_SCHEMA)
-        write_atomic(self.directory / shard_name(shard.number, "parquet"), lambda p: pq.write_table(table, p))
+        self.storage.write_parquet(f"{self.rel_dir}/{shard_name(shard.number, 'parquet')}", table)
         if self.on_commit:
             self.on_commit(shard.number, shard.video_ids)
 
     def _start(self) -> _OpenShard:
         number, self._next = self._next, self._next + 1
-        tmp = self.directory / f".{shard_name(number, 'tar')}.tmp-{os.getpid()}"
-        self._open = _OpenShard(number, tmp, tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT))
+        stack = ExitStack()
+        stream = stack.enter_context(self.storage.open_write(f"{self.rel_dir}/{shard_name(number, 'tar')}"))
+        self._open = _OpenShard(number, stack, tarfile.open(fileobj=stream, mode="w", format=tarfile.GNU_FORMAT))
         return self._open
 
     @staticmethod
@@ -182,9 +176,9 @@ class ShardWriter:
         before = tar.offset
         _add_bytes(tar, f"{sample.key}.json", json.dumps(sample.record, ensure_ascii=False).encode())
         _add_bytes(tar, f"{sample.key}.txt", sample.text.encode())
-        _add_bytes(tar, f"{sample.key}.mp4", sample.mp4.read_bytes())
+        _add_bytes(tar, f"{sample.key}.mp4", data_of(sample.mp4))
         for i, frame in enumerate(sample.frames):
-            _add_bytes(tar, f"{sample.key}.f{i:02d}.jpg", frame.read_bytes())
+            _add_bytes(tar, f"{sample.key}.f{i:02d}.jpg", data_of(frame))
         return tar.offset - before
 
 
@@ -194,7 +188,7 @@ def _index_row(sample: Sample, offset: int, size: int) -> dict:
     row.update(
         has_subtitle=bool(record.get("subtitle")),
         has_caption=bool(record.get("caption")),
-        mp4_bytes=sample.mp4.stat().st_size,
+        mp4_bytes=sample.mp4.stat().st_size if isinstance(sample.mp4, Path) else len(sample.mp4),
         sample_bytes=size,
         offset=offset,
     )

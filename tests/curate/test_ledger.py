@@ -5,29 +5,30 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 
 from curate.ledger import Ledger, VideoStatus
+from curate.storage import Storage
 
 
 def test_committed_rows_are_read_back_by_a_new_run(tmp_path):
-    Ledger(tmp_path).commit([VideoStatus("http://a/1", "one"), VideoStatus("http://a/2", "two", "failed", "transient", "timeout")])
-    again = Ledger(tmp_path)  # no consolidate: as after a crash
+    Ledger(Storage(tmp_path)).commit([VideoStatus("http://a/1", "one"), VideoStatus("http://a/2", "two", "failed", "transient", "timeout")])
+    again = Ledger(Storage(tmp_path))  # no consolidate: as after a crash
     assert again.done("http://a/1")
     assert not again.done("http://a/2"), "transient failures are retried"
     assert not again.done("http://a/3")
 
 
 def test_permanent_failures_are_skipped_unless_retry_is_forced(tmp_path):
-    Ledger(tmp_path).commit([VideoStatus("http://a/1", "one", "failed", "permanent", "http_404")])
-    ledger = Ledger(tmp_path)
+    Ledger(Storage(tmp_path)).commit([VideoStatus("http://a/1", "one", "failed", "permanent", "http_404")])
+    ledger = Ledger(Storage(tmp_path))
     assert ledger.done("http://a/1")
     assert not ledger.done("http://a/1", retry_failed=True)
 
 
 def test_consolidate_writes_one_videos_parquet_with_the_latest_row_per_url(tmp_path):
-    ledger = Ledger(tmp_path)
+    ledger = Ledger(Storage(tmp_path))
     ledger.commit([VideoStatus("http://a/1", "one", "failed", "transient", "timeout")])
     ledger.commit([VideoStatus("http://a/1", "one", clips_short=3)])
     ledger.consolidate()
     rows = pq.read_table(tmp_path / "videos.parquet").to_pylist()
     assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["clips_short"] == 3
     assert not list((tmp_path / ".ledger").glob("part-*"))
-    assert Ledger(tmp_path).done("http://a/1")
+    assert Ledger(Storage(tmp_path)).done("http://a/1")

@@ -12,6 +12,7 @@ from PIL import Image
 
 from curate.records import Sample
 from curate.shards import ShardWriter, committed_shards, recover
+from curate.storage import Storage
 
 
 @pytest.fixture
@@ -30,11 +31,11 @@ def make_sample(tmp_path, bikes):
 
 def test_samples_read_back_with_webdataset_and_tarfile(tmp_path, make_sample):
     out = tmp_path / "short"
-    writer = ShardWriter(out, max_samples=3, max_bytes=10**9)
+    writer = ShardWriter(Storage(out), "", max_samples=3, max_bytes=10**9)
     for i in range(7):
         writer.write(make_sample(i))
     writer.commit()
-    assert committed_shards(out) == [0, 1, 2]
+    assert committed_shards(Storage(out), "") == [0, 1, 2]
     with tarfile.open(out / "shard-000000.tar") as tar:
         names = tar.getnames()
     assert names[:5] == ["vid_short_0000.json", "vid_short_0000.txt", "vid_short_0000.mp4",
@@ -48,7 +49,7 @@ def test_samples_read_back_with_webdataset_and_tarfile(tmp_path, make_sample):
 
 def test_index_offsets_point_at_each_sample(tmp_path, make_sample):
     out = tmp_path / "short"
-    writer = ShardWriter(out, max_samples=10, max_bytes=10**9)
+    writer = ShardWriter(Storage(out), "", max_samples=10, max_bytes=10**9)
     for i in range(4):
         writer.write(make_sample(i))
     writer.commit()
@@ -63,44 +64,44 @@ def test_index_offsets_point_at_each_sample(tmp_path, make_sample):
 
 def test_shards_are_bounded_by_bytes(tmp_path, make_sample):
     out = tmp_path / "short"
-    writer = ShardWriter(out, max_samples=1000, max_bytes=1)
+    writer = ShardWriter(Storage(out), "", max_samples=1000, max_bytes=1)
     for i in range(3):
         writer.write(make_sample(i))
     writer.commit()
-    assert committed_shards(out) == [0, 1, 2]
+    assert committed_shards(Storage(out), "") == [0, 1, 2]
 
 
 def test_an_uncommitted_shard_is_invisible_and_removed_on_resume(tmp_path, make_sample):
     out = tmp_path / "short"
-    writer = ShardWriter(out, max_samples=2, max_bytes=10**9)
+    writer = ShardWriter(Storage(out), "", max_samples=2, max_bytes=10**9)
     for i in range(3):  # shard 0 committed, shard 1 open with one sample
         writer.write(make_sample(i))
-    assert committed_shards(out) == [0]
+    assert committed_shards(Storage(out), "") == [0]
     assert not (out / "shard-000001.tar").exists(), "open shards live under a temporary name"
     (out / "shard-000009.tar").write_bytes(b"a tar whose index never landed")
-    keys = recover(out)  # what a rerun sees after a crash
+    keys = recover(Storage(out), "")  # what a rerun sees after a crash
     assert keys == {"vid_short_0000", "vid_short_0001"}
     assert sorted(p.name for p in out.iterdir()) == ["shard-000000.parquet", "shard-000000.tar"]
 
 
 def test_a_rerun_never_writes_a_committed_sample_again(tmp_path, make_sample):
     out = tmp_path / "short"
-    first = ShardWriter(out, max_samples=2, max_bytes=10**9)
+    first = ShardWriter(Storage(out), "", max_samples=2, max_bytes=10**9)
     for i in range(4):
         first.write(make_sample(i))
     first.commit()
-    second = ShardWriter(out, max_samples=2, max_bytes=10**9)
+    second = ShardWriter(Storage(out), "", max_samples=2, max_bytes=10**9)
     written = [second.write(make_sample(i)) for i in range(6)]
     second.commit()
     assert written[:4] == [None] * 4
-    keys = [k for n in committed_shards(out) for k in pq.read_table(out / f"shard-{n:06d}.parquet")["key"].to_pylist()]
+    keys = [k for n in committed_shards(Storage(out), "") for k in pq.read_table(out / f"shard-{n:06d}.parquet")["key"].to_pylist()]
     assert sorted(keys) == [f"vid_short_{i:04d}" for i in range(6)]
-    assert committed_shards(out) == [0, 1, 2], "numbering continues after the committed shards"
+    assert committed_shards(Storage(out), "") == [0, 1, 2], "numbering continues after the committed shards"
 
 
 def test_commit_callback_names_the_videos_of_the_shard(tmp_path, make_sample):
     seen = []
-    writer = ShardWriter(tmp_path / "s", max_samples=2, max_bytes=10**9, on_commit=lambda n, v: seen.append((n, v)))
+    writer = ShardWriter(Storage(tmp_path / "s"), "", max_samples=2, max_bytes=10**9, on_commit=lambda n, v: seen.append((n, v)))
     writer.write(make_sample(0, "a"))
     writer.write(make_sample(0, "b"))
     assert seen == [(0, {"a", "b"})]
