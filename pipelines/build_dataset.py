@@ -1,0 +1,132 @@
+"""Build a multi-scale video-text dataset with Ray Data.
+
+    python pipelines/build_dataset.py --sources urls.txt --output OUT [--config C.yaml] [key.sub=value ...]
+    ray job submit --working-dir . -- python pipelines/build_dataset.py --sources ... --output s3://bucket/ds
+
+The data flow, one Ray Data stage per line, each with the resources its config declares:
+
+    sources (driver: read, de-duplicate, skip what the ledger says is done)
+      -> download        yt-dlp, I/O bound: many concurrent tasks at a fraction of a CPU
+      -> clip            the one decode pass, planning, stream-copy cutting: one CPU each
+      -> enrich          captions and summaries (GPU workers), when a text backend is configured
+      -> sink (driver)   shards per scale, the ledger, clips.parquet, stats.json, report.html
+
+The output is the format in docs/dataset-format.md. A rerun on the same output resumes:
+committed samples are never written twice and finished videos are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pydantic
+
+if __package__ in (None, ""):  # run as a script (ray job submit -- python pipelines/build_dataset.py)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from curate.cli import format_summary
+from curate.report import write_report
+from curate.run import RunSummary, load_sources
+from curate.sink import DatasetWriter
+from pipelines.config import PipelineConfig, load_pipeline_config
+from pipelines.stages import clip_row, download_row, from_row
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="build_dataset.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sources", required=True, type=Path, help="URL list: .txt, or .csv/.jsonl/.parquet with a url column")
+    parser.add_argument("--output", required=True, help="dataset root: a directory or a filesystem URI (s3://...)")
+    parser.add_argument("--config", type=Path, help="YAML config; every option is documented in curate/config.py and pipelines/config.py")
+    parser.add_argument("--retry-failed", action="store_true", help="also retry videos that failed permanently")
+    parser.add_argument("--shard-size", type=int, help="samples per shard (shards.max_samples)")
+    parser.add_argument("--shard-bytes", type=int, help="bytes per shard (shards.max_bytes)")
+    parser.add_argument("--address", help="Ray address (ray.address); default: $RAY_ADDRESS, else a local Ray")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides, e.g. ray.clip.num_cpus=2")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> PipelineConfig:
+    overrides = list(args.overrides)
+    if args.shard_size is not None:
+        overrides.append(f"shards.max_samples={args.shard_size}")
+    if args.shard_bytes is not None:
+        overrides.append(f"shards.max_bytes={args.shard_bytes}")
+    if args.address:
+        overrides.append(f"ray.address={args.address}")
+    if args.quiet:
+        overrides.append("ray.progress=false")
+    return load_pipeline_config(args.config, overrides)
+
+
+def init_ray(config: PipelineConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = config.ray.address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict = {"log_to_driver": True}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=config.ray.num_cpus, object_store_memory=config.ray.object_store_memory_bytes, **kwargs)
+
+
+def build(sources: Path, output: str, config: PipelineConfig, retry_failed: bool = False) -> RunSummary:
+    """Run the pipeline to completion and return what it did."""
+    import ray.data
+
+    started = time.monotonic()
+    sink = DatasetWriter(output, config)
+    todo = sink.todo(load_sources(sources, config), retry_failed)
+    if todo:
+        init_ray(config)
+        ray.data.DataContext.get_current().enable_progress_bars = config.ray.progress
+        stage_kwargs = {"config": config, "work_root": config.ray.work_root}
+        ds = ray.data.from_items([asdict(r) for r in todo], override_num_blocks=len(todo))
+        ds = ds.map(download_row, fn_kwargs=stage_kwargs, **config.ray.download.ray_args())
+        ds = ds.map(clip_row, fn_kwargs=stage_kwargs, **config.ray.clip.ray_args())
+        for row in ds.iter_rows():
+            clipped = from_row(row)
+            sink.write(clipped.status, clipped.samples)
+    wall = time.monotonic() - started
+    stats = sink.close(wall)
+    write_report(sink.storage, stats)
+    return RunSummary(output, len(sink.tally.statuses), sink.tally.samples_written, wall, stats)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = resolve_config(args)
+        if not args.sources.is_file():
+            raise ValueError(f"--sources {args.sources}: no such file")
+        load_sources(args.sources, config)  # unusable lists fail here, before Ray starts
+    except (ValueError, OSError, pydantic.ValidationError) as exc:
+        print(f"build_dataset.py: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    summary = build(args.sources, args.output, config, args.retry_failed)
+    print(format_summary(summary))
+    print(json.dumps({"funnel": summary.stats.get("funnel", {})}))
+    return 0
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, pydantic.ValidationError):
+        first = exc.errors()[0]
+        return f"config {'.'.join(str(p) for p in first['loc'])}: {first['msg']} ({exc.error_count()} problem(s))"
+    return " ".join(str(exc).split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

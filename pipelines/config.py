@@ -1,0 +1,66 @@
+"""The pipeline's config: the curation stages' config plus how Ray runs each stage.
+
+Each stage declares its resources here (CPUs, GPUs, concurrency), so the same
+``build_dataset.py`` runs on a laptop and on a cluster with GPU workers by changing
+only the YAML (see ``configs/demo.yaml`` and ``configs/cluster-gpu.yaml``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from curate.config import CurateConfig, _Section, config_data
+
+
+class StageResources(_Section):
+    """Ray resources of one stage; see Ray Data's ``map``/``map_batches`` arguments of the same names."""
+
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    concurrency: int | tuple[int, int] | None = Field(
+        None, description="Parallel tasks (or actors): a number, or (min, max) for autoscaling; None lets Ray decide."
+    )
+    batch_size: int | None = Field(None, ge=1, description="Videos per call, for batched (GPU) stages.")
+    memory_bytes: int | None = Field(None, ge=1, description="Memory Ray reserves per task, to bound packing.")
+
+    def ray_args(self, actors: bool = False) -> dict[str, Any]:
+        """Keyword arguments for ``Dataset.map``/``map_batches``: tasks for functions, an actor pool for classes."""
+        from ray.data import ActorPoolStrategy, TaskPoolStrategy
+
+        args: dict[str, Any] = {"num_cpus": self.num_cpus}
+        if self.num_gpus:
+            args["num_gpus"] = self.num_gpus
+        if self.memory_bytes:
+            args["memory"] = self.memory_bytes
+        if actors:
+            low, high = self.concurrency if isinstance(self.concurrency, tuple) else (self.concurrency or 1,) * 2
+            args["compute"] = ActorPoolStrategy(min_size=low, max_size=high)
+        elif self.concurrency is not None:
+            size = self.concurrency[1] if isinstance(self.concurrency, tuple) else self.concurrency
+            args["compute"] = TaskPoolStrategy(size=size)
+        return args
+
+
+class RayConfig(_Section):
+    address: str | None = Field(
+        None, description="Ray cluster address; None uses $RAY_ADDRESS (ray job submit sets it) or starts a local Ray."
+    )
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray started by the script (None: all).")
+    object_store_memory_bytes: int | None = Field(None, ge=75 * 1024**2, description="Object store of a local Ray.")
+    work_root: str | None = Field(None, description="Node-local scratch for work directories (None: the system temp dir).")
+    download: StageResources = StageResources(num_cpus=0.25, concurrency=8)
+    clip: StageResources = StageResources(num_cpus=1.0)
+    enrich: StageResources = StageResources(num_cpus=1.0, concurrency=1, batch_size=8)
+    progress: bool = Field(True, description="Ray Data progress bars.")
+
+
+class PipelineConfig(CurateConfig):
+    ray: RayConfig = RayConfig()
+
+
+def load_pipeline_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConfig:
+    """YAML file (or defaults) plus ``key.sub=value`` overrides, validated; errors name the bad key."""
+    return PipelineConfig.model_validate(config_data(path, overrides))

@@ -1,0 +1,186 @@
+"""The Ray pipeline, for real: a local Ray head on loopback, `ray job submit`, RAY_ADDRESS, kill -9 and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+
+from curate.demo.server import serve_directory, write_source_list
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "pipelines" / "build_dataset.py"
+RAY = str(Path(sys.executable).with_name("ray"))
+DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
+pytestmark = pytest.mark.timeout(600)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ray_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", RAY_USAGE_STATS_ENABLED="0", **extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    """A real Ray head on loopback with 2 CPUs and its job server; stopped after the module."""
+    gcs, dashboard = free_port(), free_port()
+    temp = tmp_path_factory.mktemp("ray")
+    env = ray_env(RAY_AUTH_MODE="disabled")
+    cmd = [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=2",
+           "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+           f"--temp-dir={temp}", "--disable-usage-stats"]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=120)
+    yield {"gcs": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env}
+    subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def sources(demo_corpus, demo_server, tmp_path_factory):
+    """The demo corpus plus one of each bad input: 404, not a video, an invalid URL, a duplicate."""
+    _, corpus = demo_corpus
+    site = tmp_path_factory.mktemp("bad-site")
+    (site / "notvideo.mp4").write_text("not a video\n" * 50)
+    with serve_directory(site) as bad:
+        path = tmp_path_factory.mktemp("sources") / "sources.txt"
+        write_source_list(corpus, demo_server, path)
+        good = path.read_text().split()
+        extra = [bad + "missing.mp4", bad + "notvideo.mp4", "ftp://example.invalid/video.mp4", good[0]]
+        path.write_text("\n".join(good + extra) + "\n")
+        yield path, len(good)
+
+
+def submit(ray_head, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
+    cmd = [RAY, "job", "submit", f"--address={ray_head['dashboard']}", f"--working-dir={ROOT}", "--",
+           sys.executable, "pipelines/build_dataset.py", *args]
+    return subprocess.run(cmd, env=ray_head["env"], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def committed_keys(out: Path) -> list[str]:
+    return sorted(k for p in out.glob("shards/*/shard-*.parquet") for k in pq.read_table(p)["key"].to_pylist())
+
+
+@pytest.fixture(scope="module")
+def submitted(ray_head, sources, tmp_path_factory):
+    path, n_good = sources
+    out = tmp_path_factory.mktemp("job") / "dataset"
+    done = submit(ray_head, "--sources", str(path), "--output", str(out), "--config", str(DEMO_CONFIG), "--quiet")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out, n_good, done.stdout
+
+
+def test_ray_job_submit_builds_the_dataset(submitted):
+    out, n_good, stdout = submitted
+    videos = pq.read_table(out / "videos.parquet").to_pylist()
+    assert len(videos) == n_good + 4, "a row for every input URL"
+    ok = [v for v in videos if v["status"] == "ok"]
+    assert len(ok) == n_good and all(v["clips_short"] > 0 for v in ok)
+    assert "succeeded" in stdout.lower()
+
+
+def test_bad_inputs_end_as_classified_rows(submitted):
+    out, *_ = submitted
+    videos = pq.read_table(out / "videos.parquet").to_pylist()
+    rows = {v["url"].rsplit("/", 1)[-1]: v for v in videos if v["error_code"] != "duplicate"}
+    assert (rows["missing.mp4"]["status"], rows["missing.mp4"]["error_code"]) == ("failed", "http_404")
+    assert (rows["notvideo.mp4"]["error_class"], rows["notvideo.mp4"]["error_code"]) == ("permanent", "invalid_media")
+    assert (rows["video.mp4"]["status"], rows["video.mp4"]["error_code"]) == ("failed", "invalid_url")
+    assert sum(v["error_code"] == "duplicate" for v in videos) == 1
+    assert all(v["error"] for v in rows.values() if v["status"] != "ok")
+
+
+def test_output_reads_with_webdataset_and_ray_data(submitted, ray_head):
+    out, *_ = submitted
+    tars = sorted(str(p) for p in out.glob("shards/*/shard-*.tar"))
+    keys = [s["__key__"] for s in wds.WebDataset(tars, shardshuffle=False)]
+    assert sorted(keys) == committed_keys(out)
+    script = (
+        "import ray, sys; ray.init(address=sys.argv[1]);"
+        "ds = ray.data.read_webdataset(sys.argv[2:]);"
+        "rows = ds.take_all(); print(len(rows), sorted(rows[0].keys())[:3])"
+    )
+    done = subprocess.run([sys.executable, "-c", script, ray_head["gcs"], *tars], env=ray_head["env"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == str(len(keys))
+
+
+def test_the_funnel_and_report_are_written(submitted):
+    out, n_good, stdout = submitted
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["funnel"]["ok"] == n_good and stats["funnel"]["failed"] == 3 and stats["funnel"]["skipped"] == 1
+    assert stats["run"]["source_seconds_per_cpu_second"] > 0
+    assert '"funnel"' in stdout
+    page = (out / "report.html").read_text()
+    assert "missing.mp4" in page and (out / "report" / "lengths.png").stat().st_size > 1000
+
+
+def test_a_rerun_with_ray_address_adds_nothing(submitted, sources, ray_head):
+    out, *_ = submitted
+    before = {p: p.stat().st_mtime_ns for p in out.glob("shards/*/*")}
+    env = dict(ray_head["env"], RAY_ADDRESS=ray_head["gcs"])
+    cmd = [sys.executable, str(SCRIPT), "--sources", str(sources[0]), "--output", str(out), "--config", str(DEMO_CONFIG)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in out.glob("shards/*/*")} == before
+    assert json.loads((out / "stats.json").read_text())["run"]["videos_processed"] == 0
+
+
+def test_sigkill_mid_run_then_rerun_gives_every_clip_exactly_once(submitted, sources, ray_head, tmp_path):
+    expected = committed_keys(submitted[0])
+    out = tmp_path / "killed"
+    env = dict(ray_head["env"], RAY_ADDRESS=ray_head["gcs"])
+    cmd = [sys.executable, str(SCRIPT), "--sources", str(sources[0]), "--output", str(out), "--config",
+           str(DEMO_CONFIG), "--shard-size", "3", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list(out.glob("shards/*/shard-*.parquet")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(out.glob("shards/*/shard-*.parquet")), "killed after a first shard was committed"
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=400)
+    assert committed_keys(out) == expected
+    in_tars = []
+    for tar_path in out.glob("shards/*/shard-*.tar"):
+        with tarfile.open(tar_path) as tar:
+            in_tars += [n.rsplit(".", 1)[0] for n in tar.getnames() if n.endswith(".json")]
+    assert sorted(in_tars) == expected
+    assert [p for p in out.rglob("*") if p.name.startswith(".") and p.is_file()] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sources", "/nonexistent/urls.txt"], "no such file"),
+        (["--sources", "{sources}", "plan.short.min_s=-1"], "plan.short.min_s"),
+        (["--sources", "{sources}", "no_such_section.x=1"], "no_such_section"),
+        (["--sources", "{bad_list}"], "url"),
+    ],
+)
+def test_unusable_arguments_exit_non_zero_with_one_line(args, message, sources, tmp_path):
+    bad_list = tmp_path / "list.csv"
+    bad_list.write_text("link,id\nhttp://x/a.mp4,1\n")
+    args = [a.format(sources=sources[0], bad_list=bad_list) for a in args]
+    done = subprocess.run([sys.executable, str(SCRIPT), *args, "--output", str(tmp_path / "o")],
+                          env=ray_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert not (tmp_path / "o").exists()
