@@ -8,7 +8,7 @@ OUTPUT ?= out
 SOURCES ?=
 WORKERS ?= 2
 
-.PHONY: setup demo test test-fast lint dataset clean
+.PHONY: setup demo test lint dataset bench clean
 
 setup: $(VENV)/.installed
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
@@ -34,5 +34,9 @@ test: setup
 lint: setup
 	$(PY) -m ruff check .
 
+bench: setup
+	$(PY) bench/curate_throughput.py
+	$(PY) bench/pipeline_throughput.py
+
 clean:
-	rm -rf demo-out out .pytest_cache
+	rm -rf demo-out demo-out-corpus out .pytest_cache

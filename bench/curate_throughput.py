@@ -17,12 +17,12 @@ import argparse
 import json
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from floor import decode_floor
 
 from curate.config import load_config
 from curate.demo.corpus import build_corpus
@@ -31,19 +31,6 @@ from curate.probe import probe
 from curate.run import run
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def decode_floor(videos: list[Path], workers: int) -> float:
-    """Seconds to decode every frame of every video once, scaled to 256 px, on ``workers`` processes."""
-
-    def decode(path: Path) -> None:
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-vf", "scale=-2:256", "-f", "null", "-"]
-        subprocess.run(cmd, check=True)
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(decode, sorted(videos, key=lambda p: -p.stat().st_size)))
-    return time.monotonic() - started
 
 
 def curate_once(corpus_dir: Path, corpus: dict, workers: int, cut_mode: str) -> tuple[float, dict]:
@@ -64,7 +51,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2, help="alternating floor/curate measurements; the best of each")
-    parser.add_argument("--corpus", type=Path, default=ROOT / "demo-out" / "corpus")
+    parser.add_argument("--corpus", type=Path, default=ROOT / "demo-out-corpus")
     args = parser.parse_args()
 
     corpus = build_corpus(args.corpus)

@@ -184,3 +184,31 @@ def test_unusable_arguments_exit_non_zero_with_one_line(args, message, sources, 
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert not (tmp_path / "o").exists()
+
+
+CHECK_PAGE = """<!doctype html><html><body><div id="result">pending</div>
+<iframe id="report" src="report.html" width="1200" height="900"></iframe>
+<script>
+document.getElementById("report").addEventListener("load", () => {
+  const doc = document.getElementById("report").contentDocument;
+  const imgs = [...doc.images];
+  const broken = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src"));
+  document.getElementById("result").textContent =
+    `images=${imgs.length} broken=${broken.length} cards=${doc.querySelectorAll(".card").length} ` + broken.join(",");
+});
+</script></body></html>"""
+
+
+def test_report_renders_with_its_images_in_headless_chromium(submitted, tmp_path):
+    out, *_ = submitted
+    (out / "check.html").write_text(CHECK_PAGE)
+    with serve_directory(out) as base:
+        cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={tmp_path / 'chrome'}", "--virtual-time-budget=5000", "--dump-dom", base + "check.html"]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    (out / "check.html").unlink()
+    result = done.stdout.split('<div id="result">', 1)[-1].split("</div>", 1)[0]
+    fields = dict(item.split("=", 1) for item in result.split()[:3])
+    assert int(fields["images"]) >= 10 and fields["broken"] == "0", result
+    assert int(fields["cards"]) >= 9

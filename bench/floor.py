@@ -1,0 +1,26 @@
+"""The decode floor: what any curation of these videos must at least spend.
+
+Every frame of every video decoded once (scaled to 256 px, as the analysis pass does),
+on ``workers`` parallel ffmpeg processes. Benchmarks print their wall time as a ratio to
+this floor, measured in the same run, because these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def decode_floor(videos: list[Path], workers: int) -> float:
+    """Seconds to decode every frame of every video once, scaled to 256 px, on ``workers`` processes."""
+
+    def decode(path: Path) -> None:
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-vf", "scale=-2:256", "-f", "null", "-"]
+        subprocess.run(cmd, check=True)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(decode, sorted(videos, key=lambda p: -p.stat().st_size)))
+    return time.monotonic() - started

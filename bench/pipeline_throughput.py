@@ -1,0 +1,125 @@
+"""End-to-end Ray pipeline throughput on the demo corpus against the decode floor, same run.
+
+Runs ``pipelines/build_dataset.py`` as a user would (a fresh local Ray on ``--cpus`` CPUs, so
+Ray's start-up is included) over the demo corpus served on loopback, and prints seconds of
+source video per wall-second next to the decode floor on the same CPUs, their ratio
+(target <= 2), and the peak memory (PSS, so shared object-store pages count once) of the
+whole job: the driver, Ray's daemons and workers, ffmpeg. Target < 4 GiB.
+
+    .venv/bin/python bench/pipeline_throughput.py [--cpus 2] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from floor import decode_floor
+
+from curate.demo.corpus import build_corpus
+from curate.demo.server import serve_directory, write_source_list
+from curate.probe import probe
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class PeakMemory:
+    """Samples the PSS of a process tree until stopped."""
+
+    def __init__(self, pid: int, interval_s: float = 0.5):
+        self.pid, self.interval_s, self.peak = pid, interval_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _tree_pss(self) -> int:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0
+        total = 0
+        for proc in procs:
+            try:
+                total += proc.memory_full_info().pss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak = max(self.peak, self._tree_pss())
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_pipeline(sources: Path, cpus: int) -> tuple[float, int, dict]:
+    out = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    cmd = [sys.executable, str(ROOT / "pipelines" / "build_dataset.py"), "--sources", str(sources), "--output",
+           str(out / "ds"), "--config", str(ROOT / "configs" / "demo.yaml"), "--quiet", f"ray.num_cpus={cpus}"]
+    try:
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with PeakMemory(proc.pid) as memory:
+            if proc.wait() != 0:
+                raise SystemExit(f"pipeline failed: {' '.join(cmd)}")
+        wall = time.monotonic() - started
+        return wall, memory.peak, json.loads((out / "ds" / "stats.json").read_text())
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--corpus", type=Path, default=ROOT / "demo-out-corpus")
+    args = parser.parse_args()
+    corpus = build_corpus(args.corpus)
+    videos = sorted(args.corpus.glob("*.mp4"))
+    seconds = sum(probe(v).duration for v in videos)
+    floors, walls, peaks, stats = [], [], [], {}
+    with serve_directory(args.corpus) as base_url:
+        sources = Path(tempfile.mkdtemp()) / "sources.txt"
+        write_source_list(corpus, base_url, sources)
+        for _ in range(args.repeat):
+            floors.append(decode_floor(videos, args.cpus))
+            wall, peak, stats = run_pipeline(sources, args.cpus)
+            walls.append(wall)
+            peaks.append(peak)
+    floor, wall = min(floors), min(walls)
+    result = {
+        "videos": len(videos),
+        "seconds_of_video": round(seconds, 1),
+        "cpus": args.cpus,
+        "decode_floor_s": round(floor, 2),
+        "pipeline_wall_s": round(wall, 2),
+        "ratio": round(wall / floor, 2),
+        "video_s_per_wall_s": round(seconds / wall, 1),
+        "floor_video_s_per_wall_s": round(seconds / floor, 1),
+        "peak_job_pss_gib": round(max(peaks) / 1024**3, 2),
+        "clips": stats.get("funnel", {}).get("clips"),
+        "all_floor_s": [round(x, 2) for x in floors],
+        "all_pipeline_s": [round(x, 2) for x in walls],
+    }
+    print(json.dumps(result, indent=2))
+    print(f"pipeline {wall:.1f} s vs decode floor {floor:.1f} s: ratio {wall / floor:.2f} (target <= 2.0); "
+          f"peak memory {max(peaks) / 1024**3:.2f} GiB (target < 4)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
