@@ -188,6 +188,11 @@ class TextGenConfig(_Section):
     max_input_tokens: int = Field(1024, ge=16, description="Subtitle (or child-caption) text is cut to this many tokens before summarising.")
     max_caption_frames: int = Field(4, ge=1, description="At most this many caption frames per short clip (evenly chosen).")
     retry: bool = Field(True, description="Retry an empty, repeated or refusing answer once with a stricter prompt.")
+    summary_fallback: Literal["none", "extractive"] = Field(
+        "extractive",
+        description="A subtitle summary that failed twice becomes the subtitle's first sentence (cut to the word limit), "
+        "marked fallback=extractive in text_meta; none leaves it null.",
+    )
 
 
 class CurateConfig(_Section):

