@@ -1,0 +1,231 @@
+"""The typed training configuration of the VidLA model.
+
+One pydantic model per concern (model, data, optimiser, loss, run), gathered in
+:class:`TrainConfig`. A YAML file provides values and ``key.sub=value`` overrides patch
+it (``optim.lr=1e-4``, ``data.shards=/data/shards``); unknown keys are rejected, so a
+typo never silently falls back to a default. The paper's recipe lives in
+``configs/train/vidla-b32.yaml`` and ``vidla-b16.yaml``; ``demo.yaml`` trains a tiny
+random model on CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCALES: tuple[str, ...] = ("short", "medium", "long")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RandomClipConfig(_Section):
+    """A randomly initialised CLIP, used when no checkpoint can be loaded (tests, the CPU demo).
+
+    The dictionaries are passed to ``transformers.CLIPVisionConfig`` / ``CLIPTextConfig``.
+    """
+
+    vision: dict[str, Any] = Field(default_factory=dict, description="CLIPVisionConfig keyword arguments.")
+    text: dict[str, Any] = Field(default_factory=dict, description="CLIPTextConfig keyword arguments.")
+    projection_dim: int = Field(512, ge=1)
+
+
+class ModelConfig(_Section):
+    """The two towers (see :mod:`model.video_tower`, :mod:`model.text_tower`) and their initialisation."""
+
+    clip: str | None = Field(
+        "openai/clip-vit-base-patch32",
+        description="A transformers CLIP checkpoint (hub name or local path); null builds `random_clip`.",
+    )
+    random_clip: RandomClipConfig = Field(default_factory=RandomClipConfig)
+    tokenizer: str | None = Field(
+        None,
+        description="Tokenizer name or path; null uses `clip`'s; 'bytes' is the built-in UTF-8 byte tokenizer "
+        "(for random models, no files needed).",
+    )
+    context_length: int = Field(77, ge=4, description="Text tokens per sequence, truncating longer texts.")
+    arch: Literal["vidla", "meanpool"] = Field(
+        "vidla",
+        description="'vidla': the paper's video tower; 'meanpool': CLIP4Clip-style mean of frame embeddings.",
+    )
+    num_frames: int = Field(
+        12, ge=1, description="T, frames per clip (paper: 12 in pre-training, 32 in fine-tuning)."
+    )
+    max_frames: int = Field(32, ge=1, description="Rows of the temporal position embedding (>= num_frames).")
+    mst_levels: int = Field(3, ge=0, description="U, levels of [MST] tokens.")
+    mst_per_level: int = Field(4, ge=0, description="V, [MST] tokens per level.")
+    mst_stride: int = Field(2, ge=1, description="r: level u sees the patches of every r**u-th frame.")
+    patch_attends_cls: bool = Field(
+        False,
+        description="Whether patch queries see the [CLS] key in the global attention. The paper's text says no "
+        "(default); its mask formula says yes. True makes a one-frame model exactly CLIP at initialisation.",
+    )
+    temporal_init: Literal["clip", "random"] = Field(
+        "clip",
+        description="Initial Q/K/V and LayerNorm of the temporal attention: copies of the layer's CLIP attention "
+        "or random. Its output projection is zero either way, so the model starts as CLIP.",
+    )
+    logit_scale_init: float | None = Field(
+        None,
+        description="Initial log inverse temperature; null keeps the checkpoint's (random CLIP: ln(1/0.07)).",
+    )
+    logit_scale_max: float = Field(
+        4.6052, description="The log inverse temperature is clamped to [0, this] (ln 100)."
+    )
+    grad_checkpointing: bool = Field(
+        False, description="Recompute each transformer block in the backward pass."
+    )
+    compile: bool = Field(False, description="torch.compile each video-tower block.")
+
+    @model_validator(mode="after")
+    def _frames_fit(self) -> ModelConfig:
+        if self.num_frames > self.max_frames:
+            raise ValueError(f"num_frames={self.num_frames} exceeds max_frames={self.max_frames}")
+        if self.clip is None and self.tokenizer is None:
+            raise ValueError("a random CLIP (clip: null) needs an explicit tokenizer (e.g. 'bytes')")
+        return self
+
+
+class DataConfig(_Section):
+    """The WebDataset loader (see :mod:`model.data`)."""
+
+    shards: Path = Field(
+        Path("out/shards"), description="The `shards/` directory holding short/, medium/, long/."
+    )
+    scale_weights: dict[str, float] | None = Field(
+        None,
+        description="Relative sampling weight per scale; null weights each scale by its shard count "
+        "(about uniform over all clips). A scale with weight 0 or without shards is never read.",
+    )
+    split: str = Field("train", description="Only samples whose json.split equals this are used.")
+    batch_size: int = Field(
+        32, ge=1, description="Clips per process and step; the global batch is this x world size."
+    )
+    num_workers: int = Field(4, ge=0, description="DataLoader worker processes per training process.")
+    prefetch_factor: int = Field(4, ge=1, description="Batches each worker prepares ahead.")
+    shuffle_buffer: int = Field(256, ge=1, description="Samples in each scale's shuffle buffer per worker.")
+    crop_scales: list[float] = Field(
+        [1.0, 0.8], description="Training crop side as a fraction of the short side."
+    )
+    hflip: bool = Field(True, description="Random horizontal flip in training.")
+    frame_source: Literal["auto", "jpeg", "mp4"] = Field(
+        "auto",
+        description="'auto': the stored JPEG frames when a sample has at least num_frames, else seek-decode the mp4; "
+        "'jpeg'/'mp4' force one path (benchmarks, tests).",
+    )
+    subtitle_fields: list[str] = Field(
+        ["summary", "subtitle"], description="json fields for the subtitle-side text, first non-empty wins."
+    )
+    caption_fields: list[str] = Field(["caption"], description="json fields for the caption-side text.")
+    resume: Literal["replay", "reseed"] = Field(
+        "replay",
+        description="On resume, 'replay' reads (without decoding) and skips the samples already trained on, so the "
+        "run continues exactly; 'reseed' starts a fresh stream instead (no read-through, not exact).",
+    )
+    mp4_seek_gap_s: float = Field(
+        1.0,
+        ge=0,
+        description="Seek instead of decoding forward when the next frame is further ahead than this.",
+    )
+
+    @model_validator(mode="after")
+    def _valid_weights(self) -> DataConfig:
+        if self.scale_weights is not None:
+            unknown = set(self.scale_weights) - set(SCALES)
+            if unknown:
+                raise ValueError(f"unknown scales in scale_weights: {sorted(unknown)}")
+            if any(w < 0 for w in self.scale_weights.values()) or sum(self.scale_weights.values()) <= 0:
+                raise ValueError("scale_weights must be non-negative with a positive sum")
+        if not self.crop_scales or any(not 0 < s <= 1 for s in self.crop_scales):
+            raise ValueError("crop_scales must be fractions in (0, 1]")
+        return self
+
+
+class OptimConfig(_Section):
+    """AdamW with linear warm-up and cosine decay (see :mod:`model.schedule`)."""
+
+    lr: float = Field(2e-5, gt=0)
+    min_lr: float = Field(4e-8, ge=0, description="Learning rate at the last step of the cosine.")
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(
+        0.02, ge=0, description="Applied to matrices only (not biases, norms, tokens, scale)."
+    )
+    warmup_steps: int = Field(1000, ge=0)
+    grad_clip: float | None = Field(
+        10.0, gt=0, description="Max global gradient norm; null disables clipping."
+    )
+
+
+class LossConfig(_Section):
+    """The two InfoNCE terms (see :mod:`model.loss`)."""
+
+    subtitle_weight: float = Field(1.0, ge=0)
+    caption_weight: float = Field(1.0, ge=0)
+
+
+class RunConfig(_Section):
+    """Steps, logging, checkpoints (see :mod:`model.train`)."""
+
+    steps: int = Field(
+        1000, ge=1, description="Total optimiser steps; also the length of the cosine schedule."
+    )
+    output_dir: Path = Field(
+        Path("out/train"), description="Checkpoints, TensorBoard logs and metrics.jsonl."
+    )
+    seed: int = 0
+    precision: Literal["fp32", "bf16"] = Field(
+        "bf16", description="bf16 autocast (fp32 master weights) or fp32."
+    )
+    device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda'.")
+    log_every: int = Field(10, ge=1)
+    ckpt_every: int = Field(1000, ge=1)
+    keep_checkpoints: int = Field(3, ge=1, description="Most recent checkpoints kept on disk.")
+    resume: str = Field(
+        "auto",
+        description="'auto': continue from the newest checkpoint in output_dir; 'never'; or a checkpoint path.",
+    )
+
+
+class TrainConfig(_Section):
+    """Everything one training run needs."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: RunConfig = Field(default_factory=RunConfig)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into ``(["a", "b"], value)``, the value parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise ValueError(f"override {text!r} is not of the form key.sub=value")
+    path = [part for part in key.strip().split(".")]
+    if not all(path):
+        raise ValueError(f"override {text!r} has an empty key")
+    return path, yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config (or the defaults) and apply ``key.sub=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text())
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"{path}: a config file must hold a mapping")
+        data = loaded or {}
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        node = data
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {key} is not a section")
+        node[keys[-1]] = value
+    return TrainConfig.model_validate(data)

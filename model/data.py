@@ -1,0 +1,316 @@
+"""The WebDataset loader over the multi-scale shards (``docs/dataset-format.md``).
+
+Training reads ``shards/{short,medium,long}/shard-NNNNNN.tar`` as an endless stream:
+
+* **Committed shards of the split only.** A ``.tar`` counts once its ``.parquet`` index
+  exists (the contract's commit rule), and only if the index lists a sample of the
+  requested split (``train``); within a shard, samples of other splits are dropped.
+* **Resampled shards, split by node and worker.** Each (rank, worker) slot draws shards
+  with replacement from its own disjoint share of a scale's shards when there are at
+  least as many shards as slots, else from all of them; every slot has its own seeds,
+  so no two slots read the same sequence.
+* **Scale mixing.** Each scale is its own shuffled sample stream; every sample comes from
+  a scale drawn by the configured weights (default: shard counts, about uniform over
+  clips).
+* **Deterministic and resumable.** All randomness (shard draws, shuffle buffers, the mix,
+  each sample's frame offsets and crop) is seeded from ``(seed, rank, worker, position)``,
+  so the stream is a function of the step: resuming at step ``s`` skips the samples of
+  the first ``s`` batches before decoding them and continues with exactly the batches an
+  uninterrupted run would have seen (given the same world size and worker count).
+
+Each sample yields T frames (:mod:`model.frames`: stored JPEGs, or the mp4 when there are
+fewer than T) and its two texts; workers batch and tokenise, so the trainer receives
+ready tensors. Evaluation mode reads each shard of the split once, deterministically
+(middle frames, centre crop).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from webdataset.filters import shuffle
+from webdataset.handlers import warn_and_continue
+from webdataset.tariterators import tarfile_samples
+
+from model.config import SCALES, DataConfig
+from model.frames import decode_jpegs, decode_mp4, draw_crop, segment_indices, segment_times
+from model.text_tower import Tokenizer
+
+log = logging.getLogger(__name__)
+
+SHARD_RE = re.compile(r"^shard-\d{6}\.tar$")
+FRAME_RE = re.compile(r"^f(\d+)\.jpg$")
+
+
+def committed_shards(scale_dir: Path) -> list[Path]:
+    """Tars in ``scale_dir`` whose ``.parquet`` index exists, in shard order (uncommitted ones are ignored)."""
+    if not scale_dir.is_dir():
+        return []
+    return sorted(
+        p for p in scale_dir.iterdir() if SHARD_RE.match(p.name) and p.with_suffix(".parquet").is_file()
+    )
+
+
+def shards_with_split(shards: list[Path], split: str) -> list[Path]:
+    """The shards whose index lists at least one sample of ``split`` (reads one column per index)."""
+    keep = []
+    for shard in shards:
+        column = pq.read_table(shard.with_suffix(".parquet"), columns=["split"]).column("split")
+        if split in set(column.to_pylist()):
+            keep.append(shard)
+    return keep
+
+
+@dataclass(frozen=True)
+class ScaleSource:
+    """One scale's shards (of the split) and its mixing weight."""
+
+    scale: str
+    shards: tuple[str, ...]
+    weight: float
+
+
+def scale_sources(root: Path, split: str, weights: dict[str, float] | None) -> list[ScaleSource]:
+    """The scales to read: those with shards of ``split`` and a positive weight."""
+    sources = []
+    for scale in SCALES:
+        shards = shards_with_split(committed_shards(root / scale), split)
+        weight = float(len(shards)) if weights is None else float(weights.get(scale, 0.0))
+        if shards and weight > 0:
+            sources.append(ScaleSource(scale, tuple(str(s) for s in shards), weight))
+    if not sources:
+        raise FileNotFoundError(
+            f"no committed shards with {split!r} samples under {root}/{{{','.join(SCALES)}}}"
+        )
+    return sources
+
+
+@dataclass
+class Clip:
+    """One decoded sample."""
+
+    frames: torch.Tensor  # (T, S, S, 3) uint8
+    subtitle: str | None
+    caption: str | None
+    key: str
+    scale: str
+
+
+def _first_text(meta: dict[str, Any], fields: list[str]) -> str | None:
+    for name in fields:
+        value = meta.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _rng(*parts: object) -> random.Random:
+    """A generator seeded by its parts (string seeding is stable across processes and runs)."""
+    return random.Random("/".join(str(p) for p in parts))
+
+
+class ClipDataset(IterableDataset):
+    """Batches of clips from the shards; see the module docstring for the stream's guarantees.
+
+    Each item is a dict: ``video`` ``(B, T, S, S, 3)`` uint8; ``text_ids``, ``text_mask``
+    ``(2B, L)`` (subtitle side first, then caption side); ``subtitle_valid``,
+    ``caption_valid`` ``(B,)`` bool; ``keys``, ``scales`` lists.
+    """
+
+    def __init__(
+        self,
+        cfg: DataConfig,
+        *,
+        num_frames: int,
+        image_size: int,
+        tokenizer: Tokenizer,
+        train: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        start_batch: int = 0,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_frames = num_frames
+        self.image_size = image_size
+        self.tokenizer = tokenizer
+        self.train = train
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.start_batch = start_batch
+        if train and start_batch and cfg.resume == "reseed":
+            # A fresh stream instead of replaying the consumed samples (see DataConfig.resume).
+            self.seed, self.start_batch = hash((seed, start_batch)) & 0x7FFFFFFF, 0
+        self.sources = scale_sources(Path(cfg.shards), cfg.split, cfg.scale_weights if train else None)
+
+    # -- sample selection -------------------------------------------------------------------
+
+    def _use_jpeg(self, sample: dict[str, Any]) -> bool:
+        frames = sum(1 for k in sample if FRAME_RE.match(k))
+        if self.cfg.frame_source == "jpeg":
+            return True
+        if self.cfg.frame_source == "mp4":
+            return False
+        return frames >= self.num_frames or "mp4" not in sample
+
+    def _admit(self, sample: dict[str, Any]) -> dict[str, Any] | None:
+        """Parse the json, keep the split, and drop the frame source that will not be used (memory)."""
+        if "json" not in sample:
+            return None
+        try:
+            meta = json.loads(sample["json"])
+        except ValueError as exc:  # a broken record must not stop the stream
+            log.warning("skipping %s: unreadable json: %s", sample.get("__key__"), exc)
+            return None
+        if meta.get("split") != self.cfg.split:
+            return None
+        sample["__meta__"] = meta
+        if self._use_jpeg(sample):
+            sample.pop("mp4", None)
+        else:
+            for key in [k for k in sample if FRAME_RE.match(k)]:
+                del sample[key]
+        return sample
+
+    def _scale_stream(self, source: ScaleSource, slot: int, slots: int) -> Iterator[dict[str, Any]]:
+        """Endless shuffled samples of one scale for one (rank, worker) slot."""
+        own = source.shards[slot::slots] if len(source.shards) >= slots else source.shards
+        shard_rng = _rng("shards", self.seed, source.scale, slot)
+
+        def urls() -> Iterator[dict[str, str]]:
+            while True:
+                yield {"url": shard_rng.choice(own)}
+
+        admitted = (
+            s for s in map(self._admit, tarfile_samples(urls(), handler=warn_and_continue)) if s is not None
+        )
+        bufsize = self.cfg.shuffle_buffer
+        rng = _rng("shuffle", self.seed, source.scale, slot)
+        return iter(shuffle(bufsize=bufsize, initial=min(100, bufsize), rng=rng)(admitted))
+
+    def _train_samples(self, slot: int, slots: int) -> Iterator[dict[str, Any]]:
+        streams = [self._scale_stream(s, slot, slots) for s in self.sources]
+        weights = [s.weight for s in self.sources]
+        mix_rng = _rng("mix", self.seed, slot)
+        while True:
+            (stream,) = mix_rng.choices(streams, weights=weights)
+            yield next(stream)
+
+    def _eval_samples(self, slot: int, slots: int) -> Iterator[dict[str, Any]]:
+        for source in self.sources:
+            urls = ({"url": u} for u in source.shards[slot::slots])
+            for sample in tarfile_samples(urls, handler=warn_and_continue):
+                admitted = self._admit(sample)
+                if admitted is not None:
+                    yield admitted
+
+    # -- decoding and batching ---------------------------------------------------------------
+
+    def decode(self, sample: dict[str, Any], rng: random.Random) -> Clip:
+        """Frames and texts of one admitted sample."""
+        meta = sample["__meta__"]
+        t, size, cfg = self.num_frames, self.image_size, self.cfg
+        crop = draw_crop(self.train, cfg.crop_scales, cfg.hflip, rng)
+        names = sorted((k for k in sample if FRAME_RE.match(k)), key=lambda k: int(FRAME_RE.match(k)[1]))
+        if names:
+            chosen = segment_indices(len(names), t, self.train, rng)
+            frames = decode_jpegs([sample[names[i]] for i in chosen], crop, size)
+        else:
+            duration = float(meta["duration"])
+            times = segment_times(duration, t, self.train, rng)
+            frames = decode_mp4(sample["mp4"], times, crop, size, cfg.mp4_seek_gap_s)
+        return Clip(
+            frames=frames,
+            subtitle=_first_text(meta, cfg.subtitle_fields),
+            caption=_first_text(meta, cfg.caption_fields),
+            key=sample["__key__"],
+            scale=str(meta.get("scale", "")),
+        )
+
+    def collate(self, clips: list[Clip]) -> dict[str, Any]:
+        texts = [c.subtitle or "" for c in clips] + [c.caption or "" for c in clips]
+        ids, mask = self.tokenizer(texts)
+        return {
+            "video": torch.stack([c.frames for c in clips]),
+            "text_ids": ids,
+            "text_mask": mask,
+            "subtitle_valid": torch.tensor([c.subtitle is not None for c in clips]),
+            "caption_valid": torch.tensor([c.caption is not None for c in clips]),
+            "keys": [c.key for c in clips],
+            "scales": [c.scale for c in clips],
+        }
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        # The DataLoader takes batch j from worker j % workers, starting at worker 0 also after a resume;
+        # so the worker that delivers the resumed run's batch j plays the stream ("role") that delivered
+        # batch start + j originally, and skips the batches that role had made before `start`.
+        role = (worker + self.start_batch) % workers
+        slot, slots = self.rank * workers + role, self.world_size * workers
+        batch_size = self.cfg.batch_size
+        skip = max(0, -(-(self.start_batch - role) // workers)) * batch_size if self.train else 0
+        samples = self._train_samples(slot, slots) if self.train else self._eval_samples(slot, slots)
+        batch: list[Clip] = []
+        for index, sample in enumerate(samples):
+            if index < skip:
+                continue
+            try:
+                clip = self.decode(sample, _rng("sample", self.seed, slot, index))
+            except Exception as exc:  # a broken sample must not stop training
+                log.warning("skipping %s: %s: %s", sample.get("__key__"), type(exc).__name__, exc)
+                continue
+            batch.append(clip)
+            if len(batch) == batch_size:
+                yield self.collate(batch)
+                batch = []
+        if batch and not self.train:
+            yield self.collate(batch)
+
+
+def build_loader(
+    cfg: DataConfig,
+    *,
+    num_frames: int,
+    image_size: int,
+    tokenizer: Tokenizer,
+    train: bool = True,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    start_batch: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A DataLoader over :class:`ClipDataset`; batches are made in the workers (``batch_size=None``)."""
+    dataset = ClipDataset(
+        cfg,
+        num_frames=num_frames,
+        image_size=image_size,
+        tokenizer=tokenizer,
+        train=train,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+        start_batch=start_batch,
+    )
+    workers = cfg.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+        prefetch_factor=cfg.prefetch_factor if workers > 0 else None,
+    )
