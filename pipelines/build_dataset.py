@@ -8,7 +8,8 @@ The data flow, one Ray Data stage per line, each with the resources its config d
     sources (driver: read, de-duplicate, skip what the ledger says is done)
       -> download        yt-dlp, I/O bound: many concurrent tasks at a fraction of a CPU
       -> clip            the one decode pass, planning, stream-copy cutting: one CPU each
-      -> enrich          captions and summaries (GPU workers), when a text backend is configured
+      -> vlm             short-clip captions (an actor pool, GPUs on a cluster), when text.vlm is configured
+      -> llm             subtitle summaries and medium/long captions (its own pool), when text.llm is configured
       -> sink (driver)   shards per scale, the ledger, clips.parquet, stats.json, report.html
 
 The output is the format in docs/dataset-format.md. A rerun on the same output resumes:
@@ -35,7 +36,7 @@ from curate.report import write_report
 from curate.run import RunSummary, load_sources
 from curate.sink import DatasetWriter
 from pipelines.config import PipelineConfig, load_pipeline_config
-from pipelines.stages import clip_row, download_row, from_row
+from pipelines.stages import TextStage, clip_row, download_row, from_row
 
 EXIT_USAGE = 2
 
@@ -82,6 +83,26 @@ def init_ray(config: PipelineConfig) -> None:
         ray.init(num_cpus=config.ray.num_cpus, object_store_memory=config.ray.object_store_memory_bytes, **kwargs)
 
 
+def add_text_stages(ds, config: PipelineConfig):
+    """The GPU seam: a captioning pool, then a summarisation pool, each only when configured."""
+    from curate.enrich import startup_notes
+
+    for note in startup_notes(config.text):
+        print(note, file=sys.stderr)
+    for stage in ("vlm", "llm"):
+        if getattr(config.text, stage).backend == "none":
+            continue
+        resources = getattr(config.ray, stage)
+        ds = ds.map_batches(
+            TextStage,
+            fn_constructor_kwargs={"config": config, "stage": stage},
+            batch_size=resources.batch_size,
+            batch_format="numpy",
+            **resources.ray_args(actors=True),
+        )
+    return ds
+
+
 def build(sources: Path, output: str, config: PipelineConfig, retry_failed: bool = False) -> RunSummary:
     """Run the pipeline to completion and return what it did."""
     import ray.data
@@ -96,6 +117,7 @@ def build(sources: Path, output: str, config: PipelineConfig, retry_failed: bool
         ds = ray.data.from_items([asdict(r) for r in todo], override_num_blocks=len(todo))
         ds = ds.map(download_row, fn_kwargs=stage_kwargs, **config.ray.download.ray_args())
         ds = ds.map(clip_row, fn_kwargs=stage_kwargs, **config.ray.clip.ray_args())
+        ds = add_text_stages(ds, config)
         for row in ds.iter_rows():
             clipped = from_row(row)
             sink.write(clipped.status, clipped.samples)

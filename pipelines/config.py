@@ -53,7 +53,14 @@ class RayConfig(_Section):
     work_root: str | None = Field(None, description="Node-local scratch for work directories (None: the system temp dir).")
     download: StageResources = StageResources(num_cpus=0.25, concurrency=8)
     clip: StageResources = StageResources(num_cpus=1.0)
-    enrich: StageResources = StageResources(num_cpus=1.0, concurrency=1, batch_size=8)
+    vlm: StageResources = Field(
+        StageResources(num_cpus=1.0, concurrency=1, batch_size=8),
+        description="Short-clip captioning actors (text.vlm); give them GPUs on a cluster.",
+    )
+    llm: StageResources = Field(
+        StageResources(num_cpus=1.0, concurrency=1, batch_size=8),
+        description="Summarisation actors (text.llm): subtitle summaries, medium/long captions.",
+    )
     progress: bool = Field(True, description="Ray Data progress bars.")
 
 

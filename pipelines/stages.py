@@ -104,3 +104,25 @@ def _in_memory(sample: Sample) -> Sample:
         frames=[data_of(f) for f in sample.frames],
         caption_frames=[data_of(f) for f in sample.caption_frames],
     )
+
+
+class TextStage:
+    """Ray ``map_batches`` callable class: one :class:`TextEnricher` per actor, so a model loads once.
+
+    ``stage`` is ``vlm`` (short-clip captions) or ``llm`` (summaries and parent captions); the
+    two run as separate actor pools so neither starves the other. A batch holds whole videos,
+    so parents are always summarised together with their children.
+    """
+
+    def __init__(self, config: CurateConfig, stage: str):
+        from curate.enrich import TextEnricher
+
+        self.enricher = TextEnricher(config.text, stages=(stage,))
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        videos: list[ClippedVideo] = [pickle.loads(p) for p in batch["payload"]]  # noqa: S301 (our own rows)
+        samples = [s for v in videos for s in v.samples]
+        if samples:
+            self.enricher(samples)
+        rows = [to_row(v) for v in videos]
+        return {"video_id": [r["video_id"] for r in rows], "payload": [r["payload"] for r in rows]}

@@ -212,3 +212,14 @@ def test_report_renders_with_its_images_in_headless_chromium(submitted, tmp_path
     fields = dict(item.split("=", 1) for item in result.split()[:3])
     assert int(fields["images"]) >= 10 and fields["broken"] == "0", result
     assert int(fields["cards"]) >= 9
+
+
+def test_medium_and_long_clips_with_subtitles_get_summaries(submitted):
+    out, *_ = submitted
+    clips = pq.read_table(out / "clips.parquet").to_pylist()
+    parents = [c for c in clips if c["scale"] != "short" and c["subtitle"]]
+    assert parents and all(c["summary"] and len(c["summary"].split()) <= 25 for c in parents)
+    assert all(c["summary"] is None for c in clips if c["scale"] == "short")
+    sample = next(s for s in wds.WebDataset(sorted(str(p) for p in out.glob("shards/medium/*.tar"))))
+    record = json.loads(sample["json"])
+    assert record["text_meta"]["summary"]["model"] and sample["txt"].decode() == record["summary"]
