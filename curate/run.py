@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -48,6 +49,17 @@ def _results(todo: list[SourceRow], config: CurateConfig, work_root: Path, worke
         yield from pool.imap_unordered(_curate_one, jobs)
 
 
+def _text_enricher(config: CurateConfig):
+    """Captions and summaries in the driver process, one model load per run (None when none is configured)."""
+    from curate.enrich import TextEnricher, startup_notes
+
+    for note in startup_notes(config.text):
+        print(note, file=sys.stderr)
+    if config.text.vlm.backend == "none" and config.text.llm.backend == "none":
+        return None
+    return TextEnricher(config.text)
+
+
 def load_sources(sources: Path, config: CurateConfig) -> list[SourceRow]:
     opt_out = load_opt_out(config.sources.opt_out) if config.sources.opt_out else None
     return read_sources(sources, allow_file_urls=config.sources.allow_file_urls, opt_out=opt_out)
@@ -69,10 +81,13 @@ def run(
     todo = sink.todo(load_sources(sources, config), retry_failed)
     own_work = work_root is None
     work_root = work_root or Path(tempfile.mkdtemp(prefix="vidla-work-"))
+    enricher = _text_enricher(config) if todo else None
     try:
         bar = tqdm(_results(todo, config, work_root, workers), total=len(todo), unit="video", disable=not progress)
         for result in bar:
             try:
+                if enricher is not None and result.samples:
+                    enricher(result.samples)
                 sink.write(result.status, result.samples)
             finally:
                 if not config.keep_workdirs:
@@ -81,6 +96,8 @@ def run(
     finally:
         if own_work:
             shutil.rmtree(work_root, ignore_errors=True)
+        if enricher is not None:
+            enricher.close()
     wall = time.monotonic() - started
     stats = sink.close(wall)
     return RunSummary(str(output), len(sink.tally.statuses), sink.tally.samples_written, wall, stats)

@@ -13,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from curate.config import config_data
 
 SCALES: tuple[str, ...] = ("short", "medium", "long")
 
@@ -201,31 +202,6 @@ class TrainConfig(_Section):
     train: RunConfig = Field(default_factory=RunConfig)
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split ``a.b=value`` into ``(["a", "b"], value)``, the value parsed as YAML."""
-    key, sep, raw = text.partition("=")
-    if not sep:
-        raise ValueError(f"override {text!r} is not of the form key.sub=value")
-    path = [part for part in key.strip().split(".")]
-    if not all(path):
-        raise ValueError(f"override {text!r} has an empty key")
-    return path, yaml.safe_load(raw)
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML config (or the defaults) and apply ``key.sub=value`` overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text())
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a config file must hold a mapping")
-        data = loaded or {}
-    for item in overrides or []:
-        keys, value = parse_override(item)
-        node = data
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {key} is not a section")
-        node[keys[-1]] = value
-    return TrainConfig.model_validate(data)
+    """Read a YAML config (or the defaults) and apply ``key.sub=value`` overrides (as the curation configs do)."""
+    return TrainConfig.model_validate(config_data(path, overrides))

@@ -64,7 +64,9 @@ def test_shards_read_back_with_webdataset_and_carry_the_documented_fields(demo_r
         record = json.loads(sample["json"])
         assert REQUIRED_FIELDS <= set(record)
         assert record["key"] == sample["__key__"]
-        assert sample["txt"].decode() == (record["subtitle"] or "")
+        assert sample["txt"].decode() == (record["summary"] or record["caption"] or record["subtitle"] or "")
+        if record["scale"] != "short" and record["subtitle"]:
+            assert record["summary"], "medium and long clips with subtitles are summarised"
         frames = sorted(k for k in sample if k.startswith("f") and k.endswith(".jpg"))
         assert frames == [f"f{i:02d}.jpg" for i in range(16)]
         with Image.open(io.BytesIO(sample["f00.jpg"])) as img:
