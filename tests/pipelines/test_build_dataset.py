@@ -223,3 +223,15 @@ def test_medium_and_long_clips_with_subtitles_get_summaries(submitted):
     sample = next(s for s in wds.WebDataset(sorted(str(p) for p in out.glob("shards/medium/*.tar"))))
     record = json.loads(sample["json"])
     assert record["text_meta"]["summary"]["model"] and sample["txt"].decode() == record["summary"]
+
+
+def test_make_train_demo_config_trains_on_the_pipeline_shards(submitted, tmp_path):
+    """The trainer reads what the pipeline wrote: the demo train config on these very shards."""
+    out, *_ = submitted
+    cmd = [sys.executable, "-m", "model.train", "--config", str(ROOT / "configs" / "train" / "demo.yaml"),
+           "--shards", str(out / "shards"), "--output", str(tmp_path / "train"), "train.steps=6",
+           "train.log_every=2", "train.ckpt_every=6"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "step 6 loss" in done.stdout + done.stderr
+    assert list((tmp_path / "train").rglob("step-00000006.pt"))
