@@ -8,9 +8,14 @@ read-only: copy a file into ``tmp_path`` before changing it.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from curate.demo.corpus import build_corpus
@@ -39,3 +44,38 @@ def demo_server(demo_corpus: tuple[Path, dict]) -> Iterator[str]:
     """Base URL (``http://127.0.0.1:PORT/``) of a loopback server over the demo corpus."""
     with serve_directory(demo_corpus[0]) as base_url:
         yield base_url
+
+
+def _kill_then_rerun(cmd: list[str], out: Path, env: dict[str, str] | None = None, timeout_s: float = 240) -> None:
+    """Start ``cmd``, SIGKILL it right after its first shard commit, then run it again to the end."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None and not list(out.glob("shards/*/shard-*.parquet")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(out.glob("shards/*/shard-*.parquet")), "the run was killed after its first commit"
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=timeout_s)
+
+
+def _dataset_keys(out: Path) -> tuple[list[str], list[str], list[Path]]:
+    """(keys in the shard indexes, keys in the tars, leftover temporary files) of a dataset."""
+    indexed = sorted(k for p in out.glob("shards/*/shard-*.parquet") for k in pq.read_table(p)["key"].to_pylist())
+    in_tars = []
+    for tar_path in out.glob("shards/*/shard-*.tar"):
+        with tarfile.open(tar_path) as tar:
+            in_tars += [n.rsplit(".", 1)[0] for n in tar.getnames() if n.endswith(".json")]
+    leftovers = [p for p in out.rglob("*") if p.name.startswith(".") and p.is_file()]
+    return indexed, sorted(in_tars), leftovers
+
+
+@pytest.fixture(scope="session")
+def kill_then_rerun():
+    """SIGKILL a curation run after its first committed shard, rerun it; see :func:`_kill_then_rerun`."""
+    return _kill_then_rerun
+
+
+@pytest.fixture(scope="session")
+def dataset_keys():
+    """(indexed keys, keys found in the tars, leftover temporary files) of a dataset directory."""
+    return _dataset_keys

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import signal
-import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -151,27 +148,14 @@ def test_a_rerun_adds_nothing(demo_run):
     assert {p.name: p.stat().st_mtime_ns for p in dataset.glob("shards/*/*")} == before
 
 
-@pytest.mark.timeout(240)
-def test_killed_mid_run_then_rerun_gives_every_clip_exactly_once(demo_run, tmp_path):
+@pytest.mark.timeout(300)
+def test_killed_mid_run_then_rerun_gives_every_clip_exactly_once(demo_run, tmp_path, kill_then_rerun, dataset_keys):
     dataset, _, _, sources, _ = demo_run
     expected = sorted(r["key"] for r in pq.read_table(dataset / "clips.parquet").to_pylist())
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "curate", "run", "--sources", str(sources), "--output", str(out), "--workers", "1",
            "--config", str(ROOT / "configs" / "demo.yaml"), "--quiet", "shards.max_samples=3"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(out.glob("shards/*/shard-*.parquet")):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert list(out.glob("shards/*/shard-*.parquet")), "the run was killed after its first commit"
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    keys = [k for p in out.glob("shards/*/shard-*.parquet") for k in pq.read_table(p)["key"].to_pylist()]
-    assert sorted(keys) == expected
-    tar_keys = []
-    for tar_path in out.glob("shards/*/shard-*.tar"):
-        with tarfile.open(tar_path) as tar:
-            tar_keys += [n.rsplit(".", 1)[0] for n in tar.getnames() if n.endswith(".json")]
-    assert sorted(tar_keys) == expected
-    leftovers = [p for p in out.rglob("*") if p.name.startswith(".") and p.is_file()]
+    kill_then_rerun(cmd, out)
+    indexed, in_tars, leftovers = dataset_keys(out)
+    assert indexed == in_tars == expected
     assert leftovers == []

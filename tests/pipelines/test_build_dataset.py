@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import tarfile
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -142,27 +139,18 @@ def test_a_rerun_with_ray_address_adds_nothing(submitted, sources, ray_head):
     assert json.loads((out / "stats.json").read_text())["run"]["videos_processed"] == 0
 
 
-def test_sigkill_mid_run_then_rerun_gives_every_clip_exactly_once(submitted, sources, ray_head, tmp_path):
+def test_sigkill_mid_run_then_rerun_gives_every_clip_exactly_once(
+    submitted, sources, ray_head, tmp_path, kill_then_rerun, dataset_keys
+):
     expected = committed_keys(submitted[0])
     out = tmp_path / "killed"
     env = dict(ray_head["env"], RAY_ADDRESS=ray_head["gcs"])
     cmd = [sys.executable, str(SCRIPT), "--sources", str(sources[0]), "--output", str(out), "--config",
            str(DEMO_CONFIG), "--shard-size", "3", "--quiet"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not list(out.glob("shards/*/shard-*.parquet")):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert list(out.glob("shards/*/shard-*.parquet")), "killed after a first shard was committed"
-    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=400)
-    assert committed_keys(out) == expected
-    in_tars = []
-    for tar_path in out.glob("shards/*/shard-*.tar"):
-        with tarfile.open(tar_path) as tar:
-            in_tars += [n.rsplit(".", 1)[0] for n in tar.getnames() if n.endswith(".json")]
-    assert sorted(in_tars) == expected
-    assert [p for p in out.rglob("*") if p.name.startswith(".") and p.is_file()] == []
+    kill_then_rerun(cmd, out, env)
+    indexed, in_tars, leftovers = dataset_keys(out)
+    assert indexed == in_tars == expected
+    assert leftovers == []
 
 
 @pytest.mark.parametrize(
