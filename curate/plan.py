@@ -56,9 +56,6 @@ class ClipPlan:
     clips: dict[str, list[PlannedClip]]
     dropped_sentences: int = 0
 
-    def key(self, video_id: str, scale: str, index: int) -> str:
-        return clip_key(video_id, scale, index)
-
     def count(self, scale: str) -> int:
         return len(self.clips.get(scale, []))
 
@@ -114,24 +111,20 @@ class Snapper:
     config: PlanConfig
     duration: float
 
-    def _near_cut(self, t: float) -> tuple[float, float]:
-        """(distance to the nearest cut, that cut); inf when there is none."""
-        if not self.cuts:
-            return float("inf"), float("inf")
+    def _cut_distance(self, t: float) -> float:
+        """Distance from ``t`` to the nearest shot cut (inf when there is none)."""
         i = bisect.bisect_left(self.cuts, t)
-        near = [self.cuts[j] for j in (i - 1, i) if 0 <= j < len(self.cuts)]
-        best = min(near, key=lambda c: abs(c - t))
-        return abs(best - t), best
+        return min((abs(self.cuts[j] - t) for j in (i - 1, i) if 0 <= j < len(self.cuts)), default=float("inf"))
 
     def _allowed(self, k: float) -> bool:
         if k <= 1e-6 or k >= self.duration - 1e-6:
             return True  # the video's own ends are always clean boundaries
-        dist, _ = self._near_cut(k)
+        dist = self._cut_distance(k)
         on_cut = dist <= 0.5 / self.fps
         return on_cut or dist >= self.config.min_cut_distance_s
 
     def _on_cut(self, k: float) -> bool:
-        return self._near_cut(k)[0] <= 0.5 / self.fps
+        return self._cut_distance(k) <= 0.5 / self.fps
 
     def snap(self, t: float, direction: str) -> float:
         """``direction``: ``down`` (a run's start), ``up`` (a run's end) or ``near`` (inner)."""
