@@ -67,11 +67,12 @@ class PeakMemory:
         self._thread.join()
 
 
-def run_pipeline(sources: Path, cpus: int) -> tuple[float, int, dict]:
+def run_pipeline(sources: Path, cpus: int, overrides: list[str]) -> tuple[float, int, dict]:
     out = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     cmd = [sys.executable, str(ROOT / "pipelines" / "build_dataset.py"), "--sources", str(sources), "--output",
            str(out / "ds"), "--config", str(ROOT / "configs" / "demo.yaml"), "--quiet", f"ray.num_cpus={cpus}",
-           "text.vlm.backend=none", "text.llm.backend=none"]  # curation only; text stages: caption_throughput.py
+           "text.vlm.backend=none", "text.llm.backend=none",  # curation only; text stages: caption_throughput.py
+           *overrides]
     try:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -90,6 +91,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--corpus", type=Path, default=ROOT / "demo-out-corpus")
     parser.add_argument("--copies", type=int, default=1, help="each demo URL this many times (distinct URLs), to amortise start-up")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="pipeline config overrides to compare settings")
     args = parser.parse_args()
     corpus = build_corpus(args.corpus)
     videos = sorted(args.corpus.glob("*.mp4"))
@@ -101,7 +103,7 @@ def main() -> int:
         multiply_sources(sources, args.copies)
         for _ in range(args.repeat):
             floors.append(decode_floor(videos * args.copies, args.cpus))
-            wall, peak, stats = run_pipeline(sources, args.cpus)
+            wall, peak, stats = run_pipeline(sources, args.cpus, args.overrides)
             walls.append(wall)
             peaks.append(peak)
     floor, wall = min(floors), min(walls)
