@@ -240,6 +240,16 @@ def config_data(path: str | Path | None = None, overrides: list[str] | None = No
     return data
 
 
+PIPELINE_ONLY_SECTIONS = ("ray",)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> CurateConfig:
-    """Read a YAML config (or the defaults) and apply ``key.sub=value`` overrides."""
-    return CurateConfig.model_validate(config_data(path, overrides))
+    """Read a YAML config (or the defaults) and apply ``key.sub=value`` overrides.
+
+    One file serves both drivers: the ``ray:`` section is the Ray pipeline's
+    (``pipelines/config.py``) and the plain loop, which has no Ray, leaves it out.
+    """
+    data = config_data(path, overrides)
+    for section in PIPELINE_ONLY_SECTIONS:
+        data.pop(section, None)
+    return CurateConfig.model_validate(data)
