@@ -243,6 +243,20 @@ def config_data(path: str | Path | None = None, overrides: list[str] | None = No
 PIPELINE_ONLY_SECTIONS = ("ray",)
 
 
+def with_defaults(default: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` laid over ``default``'s values, section by section.
+
+    So ``plan.short.min_s=4`` changes one field and keeps the scale's other defaults (a
+    scale has no class-level defaults: short, medium and long differ). Plain dict fields
+    (``samples.splits``) are replaced whole, never merged key by key.
+    """
+    out = default.model_dump()
+    for name, value in data.items():
+        current = getattr(default, name, None)
+        out[name] = with_defaults(current, value) if isinstance(current, BaseModel) and isinstance(value, dict) else value
+    return out
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> CurateConfig:
     """Read a YAML config (or the defaults) and apply ``key.sub=value`` overrides.
 
@@ -252,4 +266,4 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data = config_data(path, overrides)
     for section in PIPELINE_ONLY_SECTIONS:
         data.pop(section, None)
-    return CurateConfig.model_validate(data)
+    return CurateConfig.model_validate(with_defaults(CurateConfig(), data))

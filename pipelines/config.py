@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from curate.config import CurateConfig, _Section, config_data
+from curate.config import CurateConfig, _Section, config_data, with_defaults
 
 
 class StageResources(_Section):
@@ -70,4 +70,4 @@ class PipelineConfig(CurateConfig):
 
 def load_pipeline_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConfig:
     """YAML file (or defaults) plus ``key.sub=value`` overrides, validated; errors name the bad key."""
-    return PipelineConfig.model_validate(config_data(path, overrides))
+    return PipelineConfig.model_validate(with_defaults(PipelineConfig(), config_data(path, overrides)))
