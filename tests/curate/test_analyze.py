@@ -11,8 +11,7 @@ from curate.probe import probe
 BIKES_CUTS = [1.2, 3.04, 5.48, 7.48, 9.68]
 
 
-def test_cuts_in_generated_video_are_found_within_one_frame(scenes_video, tmp_path):
-    path, cuts = scenes_video
+def assert_cuts_found_within_one_frame(path, cuts, tmp_path):
     media = probe(path)
     result = analyze(path, media, tmp_path, AnalysisConfig())
     assert len(result.cuts) == len(cuts)
@@ -20,12 +19,12 @@ def test_cuts_in_generated_video_are_found_within_one_frame(scenes_video, tmp_pa
         assert abs(found - truth) <= 1 / media.fps + 1e-6
 
 
+def test_cuts_in_generated_video_are_found_within_one_frame(scenes_video, tmp_path):
+    assert_cuts_found_within_one_frame(*scenes_video, tmp_path)
+
+
 def test_cuts_in_real_footage_are_found_within_one_frame(bikes, tmp_path):
-    media = probe(bikes)
-    result = analyze(bikes, media, tmp_path, AnalysisConfig())
-    assert len(result.cuts) == len(BIKES_CUTS)
-    for found, truth in zip(result.cuts, BIKES_CUTS, strict=True):
-        assert abs(found - truth) <= 1 / media.fps + 1e-6
+    assert_cuts_found_within_one_frame(bikes, BIKES_CUTS, tmp_path)
 
 
 def test_adaptive_detector_is_selectable(bikes, tmp_path):
