@@ -8,9 +8,18 @@ OUTPUT ?= out
 SOURCES ?=
 WORKERS ?= 2
 TORCH ?= torch==2.13.0
+# make train: CONFIG; make dataset: DATASET_CONFIG (a curation config, e.g. configs/cluster-gpu.yaml);
+# make eval-retrieval: CHECKPOINT (a step-*.pt or a training output directory) on SHARDS
+# (default demo-out/shards) or on BENCHMARK with BENCHMARK_ROOT (docs/benchmarks.md).
 CONFIG ?= configs/train/demo.yaml
+DATASET_CONFIG ?=
+CHECKPOINT ?= demo-out/train
+SHARDS ?=
+BENCHMARK ?=
+BENCHMARK_ROOT ?=
+EVAL_OUTPUT ?= $(if $(filter %.pt,$(CHECKPOINT)),$(dir $(CHECKPOINT))eval,$(CHECKPOINT)/eval)
 
-.PHONY: setup demo test lint dataset train bench clean
+.PHONY: setup demo test lint dataset train eval-retrieval bench clean
 
 setup: $(VENV)/.installed
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
@@ -29,11 +38,15 @@ demo: setup
 	$(PY) pipelines/demo.py --output demo-out
 
 dataset: setup
-	@test -n "$(SOURCES)" || { echo "usage: make dataset SOURCES=urls.txt OUTPUT=dir [CONFIG=file.yaml]"; exit 2; }
-	$(PY) pipelines/build_dataset.py --sources $(SOURCES) --output $(OUTPUT) $(if $(CONFIG),--config $(CONFIG))
+	@test -n "$(SOURCES)" || { echo "usage: make dataset SOURCES=urls.txt OUTPUT=dir [DATASET_CONFIG=file.yaml]"; exit 2; }
+	$(PY) pipelines/build_dataset.py --sources $(SOURCES) --output $(OUTPUT) $(if $(DATASET_CONFIG),--config $(DATASET_CONFIG))
 
 train: setup  ## the demo config trains a tiny VidLA on demo-out/shards; CONFIG=configs/train/vidla-b32.yaml for the paper's
 	$(PY) -m model.train --config $(CONFIG) $(ARGS)
+
+eval-retrieval: setup  ## retrieval metrics of CHECKPOINT on SHARDS' test split, or on BENCHMARK (BENCHMARK_ROOT)
+	$(PY) -m model.eval_retrieval --checkpoint $(CHECKPOINT) --output $(EVAL_OUTPUT) \
+	  $(if $(BENCHMARK),--benchmark $(BENCHMARK) --benchmark-root $(BENCHMARK_ROOT),--shards $(or $(SHARDS),demo-out/shards)) $(ARGS)
 
 test: setup
 	$(PY) -m pytest -q

@@ -119,11 +119,17 @@ class VidLA(nn.Module):
         self.logit_scale.clamp_(0.0, self.logit_scale_max)
 
 
-def load_clip(cfg: ModelConfig) -> nn.Module:
-    """A ``transformers`` ``CLIPModel``: from ``cfg.clip`` (hub name or path) or random from ``cfg.random_clip``."""
+def load_clip(cfg: ModelConfig, pretrained: bool = True) -> nn.Module:
+    """A ``transformers`` ``CLIPModel``: from ``cfg.clip`` (hub name or path) or random from ``cfg.random_clip``.
+
+    ``pretrained=False`` builds ``cfg.clip``'s architecture without reading its weights, for
+    callers that load a VidLA checkpoint over it anyway (evaluation).
+    """
     from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
 
     if cfg.clip is not None:
+        if not pretrained:
+            return CLIPModel._from_config(CLIPConfig.from_pretrained(cfg.clip), attn_implementation="sdpa")
         return CLIPModel.from_pretrained(cfg.clip, attn_implementation="sdpa")
     text_kwargs = dict(cfg.random_clip.text)
     if cfg.tokenizer == "bytes":

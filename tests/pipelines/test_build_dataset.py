@@ -213,8 +213,9 @@ def test_medium_and_long_clips_with_subtitles_get_summaries(submitted):
     assert record["text_meta"]["summary"]["model"] and sample["txt"].decode() == record["summary"]
 
 
-def test_make_train_demo_config_trains_on_the_pipeline_shards(submitted, tmp_path):
-    """The trainer reads what the pipeline wrote: the demo train config on these very shards."""
+def test_make_train_then_make_eval_retrieval_on_the_pipeline_shards(submitted, tmp_path):
+    """The trainer reads what the pipeline wrote (the demo train config on these very shards), and
+    `make eval-retrieval` evaluates its checkpoint on their test split, per scale."""
     out, *_ = submitted
     cmd = [sys.executable, "-m", "model.train", "--config", str(ROOT / "configs" / "train" / "demo.yaml"),
            "--shards", str(out / "shards"), "--output", str(tmp_path / "train"), "train.steps=6",
@@ -223,3 +224,17 @@ def test_make_train_demo_config_trains_on_the_pipeline_shards(submitted, tmp_pat
     assert done.returncode == 0, done.stderr[-3000:]
     assert "step 6 loss" in done.stdout + done.stderr
     assert list((tmp_path / "train").rglob("step-00000006.pt"))
+
+    # Splits hash the video id, which here includes the loopback server's port: with six videos
+    # a run can lack a `test` clip, so evaluate the first held-out split this run has.
+    present = set(pq.read_table(out / "clips.parquet", columns=["split"])["split"].to_pylist())
+    split = next(s for s in ("test", "val", "train") if s in present)
+    evaluated = subprocess.run(
+        ["make", "-s", "eval-retrieval", f"CHECKPOINT={tmp_path / 'train'}", f"SHARDS={out / 'shards'}",
+         f"ARGS=--split {split}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "== short/subtitle" in evaluated.stdout and "t2v       plain" in evaluated.stdout
+    metrics = json.loads((tmp_path / "train" / "eval" / "metrics.json").read_text())
+    assert metrics["model"]["step"] == 6 and metrics["results"]["all/subtitle"]["plain"]["t2v"]["queries"] > 0

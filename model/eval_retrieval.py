@@ -1,0 +1,443 @@
+"""Text-video retrieval evaluation: ``make eval-retrieval`` / ``python -m model.eval_retrieval``.
+
+    python -m model.eval_retrieval --checkpoint demo-out/train --shards demo-out/shards
+    python -m model.eval_retrieval --checkpoint CKPT --benchmark msrvtt --benchmark-root /data/msrvtt
+    python -m model.eval_retrieval --config configs/train/vidla-b32.yaml --benchmark msrvtt ...   # zero-shot CLIP init
+
+Videos and texts are encoded once (batched; bf16 autocast on a GPU), the similarities are
+ranked exactly by :mod:`model.metrics` (ties count against the query; several captions per
+video; DSL reported beside the plain numbers, never instead) and the results are printed
+as tables and written as ``metrics.json`` and ``retrieval.png`` (recall@K curves, R@1 per
+scale) in ``--output``.
+
+Two kinds of test set:
+
+* **Our shards** (``--shards``): the ``test`` split of the multi-scale shards, the paper's
+  hierarchical test. Each scale (short, medium, long) is its own retrieval problem, and
+  ``all`` pools every clip of every scale into one gallery (nested clips then compete
+  with their parents, which is harder). Each text field is evaluated separately:
+  ``caption`` (the caption side) and ``subtitle`` (the subtitle side: the summary when
+  there is one, else the subtitle, as in training). A set contains the clips that have
+  that text, so every video query has a positive.
+* **A standard benchmark** (``--benchmark``, loaders in :mod:`model.benchmarks`): MSR-VTT
+  1k-A, DiDeMo and ActivityNet paragraph-to-video, MSVD and VATEX (multi-caption).
+
+Frames are taken as in training's evaluation mode: the middle of T equal segments, centre
+crop; T is the checkpoint's ``num_frames`` unless ``--frames`` says otherwise (fine-tuned
+models use 32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from model.checkpoint import list_checkpoints, load_checkpoint
+from model.config import SCALES, DataConfig, ModelConfig, load_config
+from model.data import build_loader
+from model.distributed import resolve_device
+from model.metrics import (
+    DEFAULT_DSL_TEMPERATURE,
+    RetrievalRanks,
+    format_table,
+    retrieval_ranks,
+    summarize,
+)
+from model.text_tower import Tokenizer
+from model.vidla import VidLA, build_model, load_clip, model_tokenizer, normalize_video
+
+log = logging.getLogger(__name__)
+
+#: Version of ``metrics.json``'s layout (bump on a breaking change; readers check it).
+EVAL_FORMAT = "vidla-eval/1"
+TEXT_FIELDS = ("caption", "subtitle")
+CURVE_MAX_K = 50
+
+
+# -- the model ------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to embed, with what produced it (recorded in ``metrics.json``)."""
+
+    model: VidLA
+    config: ModelConfig
+    tokenizer: Tokenizer
+    source: str
+    step: int | None
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint file, or the newest ``step-*.pt`` of a training output directory."""
+    if path.is_file():
+        return path
+    found = list_checkpoints(path) if path.is_dir() else []
+    if not found:
+        raise FileNotFoundError(f"no checkpoint at {path} (a .pt file or a training output directory)")
+    return found[-1][1]
+
+
+def _eval_model_config(cfg: ModelConfig, frames: int | None) -> ModelConfig:
+    """Evaluation needs no gradient checkpointing and (unless asked) no compilation."""
+    update: dict[str, Any] = {"grad_checkpointing": False, "compile": False}
+    if frames is not None:
+        update["num_frames"] = frames
+    return ModelConfig.model_validate({**cfg.model_dump(), **update})
+
+
+def load_model(
+    checkpoint: Path | None,
+    config: Path | None,
+    overrides: list[str],
+    frames: int | None,
+    device: torch.device,
+) -> LoadedModel:
+    """The model a checkpoint holds (its saved config builds the architecture), or, without a
+    checkpoint, the model a training config initialises (zero-shot: e.g. CLIP's weights)."""
+    if checkpoint is not None:
+        path = resolve_checkpoint(checkpoint)
+        state = load_checkpoint(path, "cpu")
+        saved = ModelConfig.model_validate(state["config"]["model"])
+        cfg = _eval_model_config(saved, frames)
+        model = build_model(cfg, clip=load_clip(cfg, pretrained=False))
+        model.load_state_dict(state["model"])
+        source, step = str(path), int(state.get("step", 0))
+    elif config is not None:
+        cfg = _eval_model_config(load_config(config, overrides).model, frames)
+        model = build_model(cfg)
+        source, step = f"{config} (initialisation, not trained)", None
+    else:
+        raise ValueError("give --checkpoint, or --config to evaluate a configuration's initial weights")
+    model.to(device).eval()
+    return LoadedModel(model, cfg, model_tokenizer(cfg), source, step)
+
+
+def image_size(model: VidLA) -> int:
+    return int(getattr(model.video, "image", model.video).image_size)
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+
+@dataclass
+class Encoder:
+    """Embeds pixels and texts with one model on one device, under the run's precision."""
+
+    model: VidLA
+    tokenizer: Tokenizer
+    device: torch.device
+    bf16: bool
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        if self.bf16:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    @torch.no_grad()
+    def videos(self, frames: torch.Tensor) -> np.ndarray:
+        """``(B, T, S, S, 3)`` uint8 -> ``(B, P)`` float32 unit vectors."""
+        video = normalize_video(frames.to(self.device, non_blocking=True))
+        with self.autocast():
+            emb = self.model.encode_video(video)
+        return emb.float().cpu().numpy()
+
+    @torch.no_grad()
+    def token_rows(self, ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        with self.autocast():
+            emb = self.model.encode_text(ids.to(self.device), mask.to(self.device))
+        return emb.float().cpu().numpy()
+
+    def texts(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Texts -> ``(N, P)`` float32 unit vectors, ``batch_size`` at a time."""
+        out = []
+        for start in tqdm(range(0, len(texts), batch_size), desc="texts", unit="batch", leave=False):
+            ids, mask = self.tokenizer(texts[start : start + batch_size])
+            out.append(self.token_rows(ids, mask))
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+@dataclass
+class ShardEmbeddings:
+    """One row per test clip of the shards; a text is a zero row where ``*_valid`` is False."""
+
+    keys: list[str] = field(default_factory=list)
+    scales: list[str] = field(default_factory=list)
+    video: list[np.ndarray] = field(default_factory=list)
+    text: dict[str, list[np.ndarray]] = field(default_factory=lambda: {f: [] for f in TEXT_FIELDS})
+    valid: dict[str, list[bool]] = field(default_factory=lambda: {f: [] for f in TEXT_FIELDS})
+
+    def add(self, batch: dict[str, Any], video: np.ndarray, sides: dict[str, np.ndarray]) -> None:
+        """Append a loader batch, dropping clips already seen (keys are unique in a complete dataset)."""
+        seen = set(self.keys)
+        for i, key in enumerate(batch["keys"]):
+            if key in seen:
+                continue
+            seen.add(key)
+            self.keys.append(key)
+            self.scales.append(batch["scales"][i])
+            self.video.append(video[i])
+            for name in TEXT_FIELDS:
+                self.text[name].append(sides[name][i])
+                self.valid[name].append(bool(batch[f"{name}_valid"][i]))
+
+
+def _encode_sides(encoder: Encoder, batch: dict[str, Any], dim: int) -> dict[str, np.ndarray]:
+    """The subtitle-side and caption-side embeddings of a loader batch (invalid rows zero)."""
+    b = len(batch["keys"])
+    ids, mask = batch["text_ids"], batch["text_mask"]
+    valid = torch.cat([batch["subtitle_valid"], batch["caption_valid"]])
+    out = np.zeros((2 * b, dim), np.float32)
+    rows = valid.nonzero().squeeze(1)
+    if rows.numel():
+        out[rows.numpy()] = encoder.token_rows(ids[rows], mask[rows])
+    return {"subtitle": out[:b], "caption": out[b:]}
+
+
+def encode_shards(
+    encoder: Encoder, shards: str, split: str, num_frames: int, size: int, batch_size: int, workers: int
+) -> ShardEmbeddings:
+    """Embed every clip of ``split`` in the shards once, with training's evaluation-mode frames."""
+    cfg = DataConfig(shards=shards, split=split, batch_size=batch_size, num_workers=workers, prefetch_factor=2)
+    loader = build_loader(cfg, num_frames=num_frames, image_size=size, tokenizer=encoder.tokenizer, train=False)
+    found = ShardEmbeddings()
+    for batch in tqdm(loader, desc=f"{split} clips", unit="batch"):
+        video = encoder.videos(batch["video"])
+        found.add(batch, video, _encode_sides(encoder, batch, video.shape[1]))
+    if not found.keys:
+        raise ValueError(f"no {split!r} clips in {shards}")
+    return found
+
+
+def encode_benchmark(
+    encoder: Encoder, split: Any, num_frames: int, size: int, batch_size: int, workers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(text embeddings, video embeddings)`` of a :class:`model.benchmarks.RetrievalSplit`."""
+    from model.benchmarks import BenchmarkVideos
+
+    dataset = BenchmarkVideos(split, num_frames=num_frames, image_size=size)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    videos = [encoder.videos(frames) for frames in tqdm(loader, desc="videos", unit="batch")]
+    return encoder.texts(list(split.texts), batch_size=4 * batch_size), np.concatenate(videos)
+
+
+# -- evaluation -----------------------------------------------------------------------------
+
+
+@dataclass
+class EvalSet:
+    """One retrieval problem: texts, a gallery of videos, and each text's video."""
+
+    name: str
+    text: np.ndarray  # (n_texts, P)
+    video: np.ndarray  # (n_videos, P)
+    text_to_video: np.ndarray  # (n_texts,) int
+
+
+def shard_sets(emb: ShardEmbeddings) -> Iterator[EvalSet]:
+    """``scale/field`` sets for each scale and ``all``; a set holds the clips that have the field."""
+    scales = np.asarray(emb.scales)
+    video = np.stack(emb.video)
+    for scale in (*SCALES, "all"):
+        in_scale = np.ones(len(scales), bool) if scale == "all" else scales == scale
+        for name in TEXT_FIELDS:
+            rows = np.flatnonzero(in_scale & np.asarray(emb.valid[name], bool))
+            text = np.stack(emb.text[name])[rows] if rows.size else np.zeros((0, video.shape[1]), np.float32)
+            yield EvalSet(f"{scale}/{name}", text, video[rows], np.arange(rows.size))
+
+
+def evaluate(sets: Iterable[EvalSet], dsl: bool, temperature: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Metrics per set (``metrics.json``'s ``results``) and the plain ranks (for the curves).
+
+    A set with fewer than two videos is recorded as skipped with its counts: ranking one
+    candidate measures nothing."""
+    results: dict[str, Any] = {}
+    ranks: dict[str, RetrievalRanks] = {}
+    for s in sets:
+        counts = {"texts": int(len(s.text)), "videos": int(len(s.video))}
+        if len(s.video) < 2:
+            results[s.name] = {**counts, "skipped": "fewer than 2 videos"}
+            continue
+        sim = lambda sl, t=s.text, v=s.video: t[sl] @ v.T  # noqa: E731  (rows on demand; no full matrix)
+        plain, with_dsl = retrieval_ranks(
+            sim, s.text_to_video, n_videos=len(s.video), dsl=dsl, temperature=temperature
+        )
+        result: dict[str, Any] = {**counts, "plain": {"t2v": summarize(plain.t2v), "v2t": summarize(plain.v2t)}}
+        if with_dsl is not None:
+            result["dsl"] = {
+                "t2v": summarize(with_dsl.t2v),
+                "v2t": summarize(with_dsl.v2t),
+                "temperature": temperature,
+            }
+        results[s.name], ranks[s.name] = result, plain
+    return results, ranks
+
+
+def recall_curve(ranks: np.ndarray, max_k: int = CURVE_MAX_K) -> list[float]:
+    """Recall@K in percent for K = 1..max_k."""
+    ks = np.arange(1, max_k + 1)
+    return [float(100.0 * np.mean(ranks <= k)) for k in ks]
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+
+def format_results(results: dict[str, Any]) -> str:
+    """One titled :func:`model.metrics.format_table` per set, skipped sets named with the reason."""
+    blocks = []
+    for name, result in results.items():
+        title = f"== {name}: {result['texts']} texts, {result['videos']} videos"
+        if "skipped" in result:
+            blocks.append(f"{title} (skipped: {result['skipped']})")
+        else:
+            blocks.append(f"{title}\n{format_table(result)}")
+    return "\n\n".join(blocks)
+
+
+def plot(results: dict[str, Any], ranks: dict[str, RetrievalRanks], path: Path, title: str) -> None:
+    """``retrieval.png``: text->video and video->text recall@K curves, and R@1 per scale and field."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per_scale = [n for n in ranks if not n.startswith("all/")] if any("/" in n for n in ranks) else []
+    panels = 3 if per_scale else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2))
+    for ax, direction, label in ((axes[0], "t2v", "text → video"), (axes[1], "v2t", "video → text")):
+        for name, r in ranks.items():
+            values = getattr(r, direction)
+            k = min(CURVE_MAX_K, int(values.max()) if values.size else 1)
+            ax.plot(range(1, k + 1), recall_curve(values, k), label=name)
+        ax.set(xlabel="K", ylabel="recall@K (%)", title=label, ylim=(0, 101))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    if per_scale:
+        _bar_r1(axes[2], results)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _bar_r1(ax: Any, results: dict[str, Any]) -> None:
+    """Grouped bars: text->video R@1 per scale, one bar per text field."""
+    groups = [s for s in (*SCALES, "all") if any(f"{s}/{f}" in results for f in TEXT_FIELDS)]
+    width = 0.8 / len(TEXT_FIELDS)
+    for i, name in enumerate(TEXT_FIELDS):
+        values = [results.get(f"{g}/{name}", {}).get("plain", {}).get("t2v", {}).get("R@1", 0.0) for g in groups]
+        ax.bar(np.arange(len(groups)) + i * width, values, width, label=name)
+    ax.set_xticks(np.arange(len(groups)) + width * (len(TEXT_FIELDS) - 1) / 2, groups)
+    ax.set(ylabel="text → video R@1 (%)", title="R@1 per scale", ylim=(0, 101))
+    ax.legend(fontsize=7)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Text-video retrieval metrics of a VidLA checkpoint on our shards or a standard benchmark.",
+        epilog="Overrides (key.sub=value) apply to --config when no checkpoint is given.",
+    )
+    p.add_argument("--checkpoint", type=Path, help="a step-*.pt file or a training output directory (newest)")
+    p.add_argument("--config", type=Path, help="without --checkpoint: evaluate this training config's initial model")
+    test = p.add_mutually_exclusive_group(required=True)
+    test.add_argument("--shards", help="the shards/ directory (or URI) of a curated dataset")
+    test.add_argument("--benchmark", help="msrvtt, didemo, activitynet, msvd or vatex (see docs/benchmarks.md)")
+    p.add_argument("--benchmark-root", type=Path, help="the benchmark's local copy")
+    p.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
+    p.add_argument("--frames", type=int, help="frames per video (default: the checkpoint's num_frames)")
+    p.add_argument("--batch-size", type=int, default=16, help="videos per forward pass")
+    p.add_argument("--workers", type=int, default=2, help="frame-decoding worker processes")
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu or cuda")
+    p.add_argument("--no-dsl", action="store_true", help="skip the dual-softmax rows")
+    p.add_argument("--dsl-temperature", type=float, default=DEFAULT_DSL_TEMPERATURE)
+    p.add_argument("--output", type=Path, default=Path("out/eval"), help="where metrics.json and retrieval.png go")
+    p.add_argument("overrides", nargs="*", help="key.sub=value for --config")
+    args = p.parse_args(argv)
+    if args.benchmark and args.benchmark_root is None:
+        p.error("--benchmark needs --benchmark-root")
+    if args.frames is not None and args.frames < 1:
+        p.error("--frames must be >= 1")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Encode, rank, print and write; returns the ``metrics.json`` payload."""
+    device = resolve_device(args.device, 0)
+    loaded = load_model(args.checkpoint, args.config, args.overrides, args.frames, device)
+    encoder = Encoder(loaded.model, loaded.tokenizer, device, bf16=device.type == "cuda")
+    frames, size = loaded.config.num_frames, image_size(loaded.model)
+    started = time.perf_counter()
+    if args.shards:
+        emb = encode_shards(encoder, str(args.shards), args.split, frames, size, args.batch_size, args.workers)
+        sets = list(shard_sets(emb))
+        dataset = {"kind": "shards", "root": str(args.shards), "split": args.split}
+    else:
+        from model.benchmarks import load_benchmark
+
+        split = load_benchmark(args.benchmark, args.benchmark_root, args.split)
+        text, video = encode_benchmark(encoder, split, frames, size, args.batch_size, args.workers)
+        sets = [EvalSet(split.name, text, video, np.asarray(split.text_to_video))]
+        dataset = {"kind": "benchmark", "name": args.benchmark, "root": str(args.benchmark_root), "split": args.split}
+    encode_s = time.perf_counter() - started
+    results, ranks = evaluate(sets, dsl=not args.no_dsl, temperature=args.dsl_temperature)
+    payload = {
+        "format": EVAL_FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": {
+            "source": loaded.source,
+            "step": loaded.step,
+            "arch": loaded.config.arch,
+            "clip": loaded.config.clip,
+            "num_frames": frames,
+        },
+        "dataset": dataset,
+        "device": str(device),
+        "encode_seconds": round(encode_s, 2),
+        "results": results,
+    }
+    args.output.mkdir(parents=True, exist_ok=True)
+    write_json(args.output / "metrics.json", payload)
+    title = f"{loaded.source} · {dataset.get('name', dataset['root'])} {args.split} · {frames} frames"
+    if ranks:
+        plot(results, ranks, args.output / "retrieval.png", title)
+    print(format_results(results))
+    print(f"\nwrote {args.output / 'metrics.json'}" + (f" and {args.output / 'retrieval.png'}" if ranks else ""))
+    return payload
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    args = parse_args(argv)
+    try:
+        run(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"eval-retrieval: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
