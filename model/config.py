@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from curate.config import config_data
 
 SCALES: tuple[str, ...] = ("short", "medium", "long")
+#: The retrieval benchmarks :mod:`model.benchmarks` reads (fine-tuning: ``data.benchmark``).
+BENCHMARK_NAMES: tuple[str, ...] = ("msrvtt", "didemo", "activitynet", "msvd", "vatex")
 
 
 class _Section(BaseModel):
@@ -81,6 +83,12 @@ class ModelConfig(_Section):
         False, description="Recompute each transformer block in the backward pass."
     )
     compile: bool = Field(False, description="torch.compile each video-tower block.")
+    init_checkpoint: str | None = Field(
+        None,
+        description="A VidLA checkpoint (the trainer's step-N.pt, or a bare state dict) whose model weights "
+        "initialise a new run, e.g. fine-tuning from pre-training; optimiser and step start fresh. A resumed "
+        "run (train.resume) ignores it.",
+    )
 
     @model_validator(mode="after")
     def _frames_fit(self) -> ModelConfig:
@@ -132,6 +140,24 @@ class DataConfig(_Section):
         ge=0,
         description="Seek instead of decoding forward when the next frame is further ahead than this.",
     )
+    benchmark: Literal["msrvtt", "didemo", "activitynet", "msvd", "vatex"] | None = Field(
+        None,
+        description="Fine-tune on this retrieval benchmark's split (model.benchmarks) instead of the shards.",
+    )
+    benchmark_root: str | None = Field(
+        None, description="The benchmark's local copy: annotation files and videos (docs/benchmarks.md)."
+    )
+    benchmark_split: str = Field("train", description="The benchmark split to fine-tune on.")
+    benchmark_missing: Literal["error", "skip"] = Field(
+        "error",
+        description="A split video without a file: 'error', or 'skip' it (logged; e.g. dead YouTube links).",
+    )
+
+    @model_validator(mode="after")
+    def _benchmark_has_root(self) -> DataConfig:
+        if (self.benchmark is None) != (self.benchmark_root is None):
+            raise ValueError("data.benchmark and data.benchmark_root go together: set both or neither")
+        return self
 
     @model_validator(mode="after")
     def _valid_weights(self) -> DataConfig:

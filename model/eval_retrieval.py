@@ -368,6 +368,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     test.add_argument("--benchmark", help="msrvtt, didemo, activitynet, msvd or vatex (see docs/benchmarks.md)")
     p.add_argument("--benchmark-root", type=Path, help="the benchmark's local copy")
     p.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
+    p.add_argument(
+        "--missing-videos",
+        choices=("error", "skip"),
+        default="error",
+        help="a benchmark video without a local file: stop (default; the standard test sets are fixed-size), "
+        "or skip it and record it in metrics.json (e.g. DiDeMo's dead links)",
+    )
     p.add_argument("--frames", type=int, help="frames per video (default: the checkpoint's num_frames)")
     p.add_argument("--batch-size", type=int, default=16, help="videos per forward pass")
     p.add_argument("--workers", type=int, default=2, help="frame-decoding worker processes")
@@ -398,10 +405,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         from model.benchmarks import load_benchmark
 
-        split = load_benchmark(args.benchmark, args.benchmark_root, args.split)
+        split = load_benchmark(args.benchmark, args.benchmark_root, args.split, missing=args.missing_videos)
         text, video = encode_benchmark(encoder, split, frames, size, args.batch_size, args.workers)
         sets = [EvalSet(split.name, text, video, np.asarray(split.text_to_video))]
-        dataset = {"kind": "benchmark", "name": args.benchmark, "root": str(args.benchmark_root), "split": args.split}
+        dataset = {
+            "kind": "benchmark",
+            "name": args.benchmark,
+            "root": str(args.benchmark_root),
+            "split": args.split,
+            "skipped_videos": list(split.skipped_videos),
+        }
     encode_s = time.perf_counter() - started
     results, ranks = evaluate(sets, dsl=not args.no_dsl, temperature=args.dsl_temperature)
     payload = {

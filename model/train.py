@@ -32,13 +32,14 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from model.benchmarks import build_benchmark_loader
 from model.checkpoint import find_resume, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from model.config import TrainConfig, load_config
 from model.data import build_loader
 from model.distributed import DistInfo, all_mean, cleanup, init_distributed
 from model.loss import VidLALoss
 from model.schedule import warmup_cosine
-from model.vidla import VidLA, VidLAOutput, build_model, model_tokenizer, normalize_video
+from model.vidla import VidLA, VidLAOutput, build_model, load_clip, model_tokenizer, normalize_video
 
 log = logging.getLogger("model.train")
 
@@ -144,6 +145,23 @@ def _checkpoint_state(
     }
 
 
+def load_init_weights(model: VidLA, path: str | Path) -> None:
+    """Initialise ``model`` from a VidLA checkpoint's weights only (fine-tuning starts a fresh optimiser and step).
+
+    Accepts the trainer's checkpoints (the ``model`` entry) and bare state dicts. Loading is
+    strict: a checkpoint of another architecture (sizes, ``max_frames``, [MST] layout) is an
+    error naming the mismatched keys, not a silently half-initialised model.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model.init_checkpoint {path} does not exist")
+    state = load_checkpoint(Path(path), "cpu")
+    weights = state["model"] if isinstance(state.get("model"), dict) else state
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise RuntimeError(f"model.init_checkpoint {path} does not fit model's config: {exc}") from exc
+
+
 def train(cfg: TrainConfig) -> dict[str, float]:
     """Run (or continue) training as ``cfg`` says; returns the last logged metrics."""
     info = init_distributed(cfg.train.device)
@@ -155,7 +173,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     elif "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(cpu_threads(cfg.data.num_workers))
 
-    model = build_model(cfg.model).to(info.device)
+    resume_from = find_resume(run.output_dir, run.resume)
+    # CLIP's weights are only worth reading when nothing overwrites them.
+    pretrained = resume_from is None and cfg.model.init_checkpoint is None
+    model = build_model(cfg.model, clip=load_clip(cfg.model, pretrained=pretrained)).to(info.device)
     tokenizer = model_tokenizer(cfg.model)
     optimizer = torch.optim.AdamW(
         param_groups(model, cfg.optim.weight_decay),
@@ -173,7 +194,6 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     )
 
     step = 0
-    resume_from = find_resume(run.output_dir, run.resume)
     if resume_from is not None:
         state = load_checkpoint(resume_from, info.device)
         model.load_state_dict(state["model"])
@@ -183,6 +203,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         set_rng_state(state["rng"][info.rank] if len(state["rng"]) > info.rank else state["rng"][0])
         if info.is_main:
             log.info("resumed from %s at step %d", resume_from, step)
+    elif cfg.model.init_checkpoint is not None:
+        load_init_weights(model, cfg.model.init_checkpoint)
+        if info.is_main:
+            log.info("initialised the model from %s", cfg.model.init_checkpoint)
 
     ddp: nn.Module = model
     if info.world_size > 1:
@@ -192,7 +216,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
 
     trunk = getattr(model.video, "image", model.video)
     frames_per_clip = cfg.model.num_frames
-    loader = build_loader(
+    make_loader = build_benchmark_loader if cfg.data.benchmark is not None else build_loader
+    loader = make_loader(
         cfg.data,
         num_frames=frames_per_clip,
         image_size=trunk.image_size,
