@@ -9,6 +9,10 @@ Library (importable without the trainer):
 * :mod:`model.loss`: the two-term masked InfoNCE with gather-with-grad.
 * :mod:`model.data`, :mod:`model.frames`: the WebDataset loader and frame decoding.
 * :mod:`model.config`: the typed YAML configuration.
+* :mod:`model.metrics`: exact retrieval metrics (ties against the query, multi-caption, DSL beside plain).
+* :mod:`model.benchmarks`: MSR-VTT, DiDeMo, ActivityNet Captions, MSVD and VATEX loaders.
+
+Evaluation: :mod:`model.eval_retrieval` (``python -m model.eval_retrieval``, ``make eval-retrieval``).
 
 Trainer: :mod:`model.train` (``python -m model.train``), with :mod:`model.schedule`,
 :mod:`model.checkpoint` and :mod:`model.distributed`. :mod:`model.synthetic` writes small
