@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import tempfile
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,7 +24,10 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit, urlunsplit
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from curate.storage import redacted
 
 Status = Literal["pending", "skipped", "failed"]
 
@@ -334,20 +339,54 @@ def _classify(
     return SourceRow(url, video_id, "pending", None, None, row)
 
 
+def is_uri(path: str | Path) -> bool:
+    """Whether a source list names a filesystem URI (``s3://bucket/urls.parquet``) rather than a local path."""
+    return isinstance(path, str) and "://" in path
+
+
+def source_list_exists(path: str | Path) -> bool:
+    """Whether the source list is there: a local file, or an object/file behind a URI."""
+    if not is_uri(path):
+        return Path(path).is_file()
+    fs, inner = pafs.FileSystem.from_uri(str(path))
+    return fs.get_file_info(inner).type == pafs.FileType.File
+
+
+def _read_remote_pairs(uri: str) -> list[tuple[str | None, str | None]]:
+    """Read a source list behind a URI: copied to a private temporary file of the same suffix.
+
+    The readers take paths (pyarrow's CSV reader, Path.read_text); a list is small next to
+    the dataset, and reading it once on the driver keeps one code path for every format.
+    Messages name the URI, not the temporary copy.
+    """
+    fs, inner = pafs.FileSystem.from_uri(uri)
+    suffix = PurePosixPath(inner).suffix
+    with tempfile.TemporaryDirectory(prefix="sources-") as tmp:
+        local = Path(tmp) / f"sources{suffix}"
+        with fs.open_input_stream(inner) as remote, local.open("wb") as out:
+            shutil.copyfileobj(remote, out)
+        try:
+            return _read_pairs(local)
+        except ValueError as error:
+            raise ValueError(str(error).replace(str(local), redacted(uri))) from None
+
+
 def read_sources(
     path: str | Path, *, allow_file_urls: bool = False, opt_out: Iterable[str] | None = None
 ) -> list[SourceRow]:
     """Read a source list (.txt, .csv, .jsonl or .parquet) into one row per input row.
 
-    ``.txt`` has one URL per line (``#`` comments and blank lines ignored); the
-    tabular formats have a ``url`` column and an optional ``id`` column.  An
-    unknown format or a missing ``url`` column is a usage error for the whole
-    run and raises ``ValueError``; a bad row only fails that row.  Opt-out is
-    checked before duplicates, so every copy of an opted-out video says why.
+    ``path`` is a local path or a filesystem URI (``s3://bucket/urls.parquet``, credentials
+    as for outputs, see :mod:`curate.storage`). ``.txt`` has one URL per line (``#``
+    comments and blank lines ignored); the tabular formats have a ``url`` column and an
+    optional ``id`` column.  An unknown format or a missing ``url`` column is a usage
+    error for the whole run and raises ``ValueError``; a bad row only fails that row.
+    Opt-out is checked before duplicates, so every copy of an opted-out video says why.
     """
     opted_out = {_opt_out_key(entry) for entry in opt_out or ()}
     deduper = _Deduper()
+    pairs = _read_remote_pairs(str(path)) if is_uri(path) else _read_pairs(Path(path))
     return [
         _classify(row, url, given_id, allow_file_urls=allow_file_urls, opt_out=opted_out, deduper=deduper)
-        for row, (url, given_id) in enumerate(_read_pairs(Path(path)))
+        for row, (url, given_id) in enumerate(pairs)
     ]

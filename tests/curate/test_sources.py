@@ -10,7 +10,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate.sources import SourceRow, load_opt_out, normalize_url, read_sources, video_id_for
+from curate.sources import (
+    SourceRow,
+    load_opt_out,
+    normalize_url,
+    read_sources,
+    source_list_exists,
+    video_id_for,
+)
 
 RICK = "dQw4w9WgXcQ"
 RICK_URL = f"https://www.youtube.com/watch?v={RICK}"
@@ -100,6 +107,29 @@ def test_parquet_without_id_column(tmp_path: Path) -> None:
     source = tmp_path / "urls.parquet"
     pq.write_table(pa.table({"url": [RICK_URL]}), source)
     assert read_sources(source)[0].video_id == RICK
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".txt"])
+def test_a_list_behind_a_filesystem_uri_reads_like_a_local_one(tmp_path: Path, suffix: str) -> None:
+    """Cluster runs keep their URL list in the bucket: `--sources s3://bucket/urls.parquet`."""
+    urls = ["https://example.com/a.mp4", "https://example.com/b.mp4"]
+    path = tmp_path / f"urls{suffix}"
+    if suffix == ".parquet":
+        pq.write_table(pa.table({"url": urls, "id": ["a", "007"]}), path)
+    elif suffix == ".csv":
+        path.write_text("url,id\n" + "".join(f"{u},{i}\n" for u, i in zip(urls, ["a", "007"], strict=True)))
+    else:
+        path.write_text("\n".join(urls) + "\n")
+    uri = path.as_uri()  # file:///...: the same pyarrow filesystem code path as s3://
+    assert source_list_exists(uri) and not source_list_exists(uri + ".missing")
+    assert read_sources(uri) == read_sources(path)
+
+
+def test_a_bad_list_behind_a_uri_is_a_usage_error_naming_the_uri(tmp_path: Path) -> None:
+    path = tmp_path / "urls.csv"
+    path.write_text("link\nhttps://example.com/a.mp4\n")
+    with pytest.raises(ValueError, match=re.escape(path.as_uri()) + ".*no 'url' column"):
+        read_sources(path.as_uri())
 
 
 def test_unknown_extension_is_a_usage_error(tmp_path: Path) -> None:
