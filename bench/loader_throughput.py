@@ -37,7 +37,7 @@ def measure(
     core of its own delivers; it stays meaningful on a shared machine where wall time does not.
     """
     cfg = DataConfig(
-        shards=shards, batch_size=batch_size, num_workers=0, shuffle_buffer=16, frame_source=source
+        shards=str(shards), batch_size=batch_size, num_workers=0, shuffle_buffer=16, frame_source=source
     )
     dataset = ClipDataset(cfg, num_frames=frames, image_size=size, tokenizer=ByteTokenizer(77), seed=0)
     torch.set_num_threads(1)  # as in a DataLoader worker

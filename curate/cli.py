@@ -14,7 +14,7 @@ from pathlib import Path
 from curate.config import load_config
 from curate.plan import SCALES
 from curate.run import CLIPS_FILE, RunSummary, run
-from curate.storage import Storage
+from curate.storage import Storage, redacted
 
 DEFAULT_DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m curate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="curate a URL list (.txt/.csv/.jsonl/.parquet) into a dataset")
-    p_run.add_argument("--sources", type=Path, required=True, help="URL list: .txt, or .csv/.jsonl/.parquet with a url column")
+    p_run.add_argument("--sources", required=True, help="URL list: .txt, or .csv/.jsonl/.parquet with a url column; a path or a URI")
     _add_run_options(p_run, None)
     p_demo = sub.add_parser("demo", help="generate, serve on loopback and curate the embedded demo corpus")
     p_demo.add_argument("--corpus", type=Path, default=Path("demo-out/corpus"), help="where the demo videos are generated")
@@ -47,7 +47,7 @@ def format_summary(summary: RunSummary) -> str:
     """A short human-readable account of what came out."""
     funnel = summary.stats.get("funnel", {})
     lines = [
-        f"output: {summary.output}",
+        f"output: {redacted(str(summary.output))}",
         f"urls: {funnel.get('urls_in', 0)} in, {funnel.get('ok', 0)} ok, {funnel.get('failed', 0)} failed, "
         f"{funnel.get('skipped', 0)} skipped; {funnel.get('with_subtitles', 0)} with subtitles",
     ]

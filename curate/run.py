@@ -60,7 +60,7 @@ def _text_enricher(config: CurateConfig):
     return TextEnricher(config.text)
 
 
-def load_sources(sources: Path, config: CurateConfig) -> list[SourceRow]:
+def load_sources(sources: str | Path, config: CurateConfig) -> list[SourceRow]:
     opt_out = load_opt_out(config.sources.opt_out) if config.sources.opt_out else None
     return read_sources(sources, allow_file_urls=config.sources.allow_file_urls, opt_out=opt_out)
 

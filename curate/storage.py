@@ -1,14 +1,33 @@
 """Where a dataset lives: a local directory or any pyarrow / fsspec filesystem URI.
 
 Every write is all-or-nothing. On a local disk a file is written under a temporary
-name (``.NAME.tmp-PID``) and renamed; on an object store (``s3://``, ``gs://``) an
-upload only becomes visible once it completes, so the final name is written directly.
-Either way a reader never sees a partial file under a final name.
+name (``.NAME.tmp-PID``) and renamed. On any other filesystem (``s3://``, ``gs://``) the
+bytes are first spooled to memory or an *anonymous* local temporary file (no name, so
+even a killed process leaves nothing behind) and uploaded under the final name only
+once the block that writes them has succeeded: an object store publishes an object
+whole when its upload completes, and Arrow's S3 stream cannot abort an upload (closing
+it, even from an exception or at interpreter exit, completes it), so streaming straight
+to the final name could publish a partial file. Either way a reader never sees a partial
+file under a final name, and nothing temporary is ever created in a bucket.
+
+Object stores have no directories: :meth:`Storage.mkdir` creates nothing there (only
+checks that the bucket exists), so the store holds only dataset files, plus the empty
+``DIR/`` marker objects that Arrow's S3 filesystem itself adds when a delete empties a
+"directory" (e.g. ``.ledger/`` after the ledger parts are folded into ``videos.parquet``).
+
+S3 credentials and endpoint come from the usual AWS sources — ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION``,
+``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``) for an S3-compatible server, ``~/.aws``,
+instance roles — or from the URI itself, as pyarrow parses it:
+``s3://KEY:SECRET@bucket/prefix?endpoint_override=host:9000&scheme=http&region=us-east-1``.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +36,17 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+OBJECT_STORES = ("s3", "gcs", "abfs")
+"""pyarrow filesystem types whose directories are only key prefixes."""
+SPOOL_MEMORY_BYTES = 16 * 1024**2
+"""Writes to a remote filesystem stay in memory up to this size, then spill to an anonymous temp file."""
+UPLOAD_CHUNK_BYTES = 8 * 1024**2
+
+
+def redacted(uri: str) -> str:
+    """``uri`` without the credentials a URI may carry (``s3://KEY:SECRET@bucket``), for messages and logs."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1***@", uri)
 
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -38,9 +68,10 @@ class Storage:
         self.uri = str(root)
         self.fs, self.base = _filesystem(self.uri)
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.object_store = self.fs.type_name in OBJECT_STORES
 
     def __repr__(self) -> str:
-        return f"Storage({self.uri!r})"
+        return f"Storage({redacted(self.uri)!r})"
 
     def path(self, rel: str) -> str:
         return f"{self.base.rstrip('/')}/{rel}" if rel else self.base
@@ -52,7 +83,17 @@ class Storage:
         return Path(self.path(rel))
 
     def mkdir(self, rel: str = "") -> None:
-        self.fs.create_dir(self.path(rel), recursive=True)
+        """Create ``rel`` as a directory; on an object store only check that the bucket exists.
+
+        Object stores need no directories, and Arrow's ``create_dir`` there would add an empty
+        marker object per path level, which is not part of the dataset.
+        """
+        if not self.object_store:
+            self.fs.create_dir(self.path(rel), recursive=True)
+            return
+        bucket = self.base.split("/", 1)[0]
+        if self.fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"{redacted(self.uri)}: bucket {bucket!r} does not exist or is not visible with these credentials")
 
     def exists(self, rel: str) -> bool:
         return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
@@ -85,8 +126,9 @@ class Storage:
     def open_write(self, rel: str) -> Iterator[IO[bytes]]:
         """A binary stream that lands at ``rel`` only if the block completes without error."""
         if not self.local:
-            with self.fs.open_output_stream(self.path(rel)) as f:
-                yield f
+            with tempfile.SpooledTemporaryFile(SPOOL_MEMORY_BYTES) as spool:
+                yield spool
+                self._upload(rel, spool)
             return
         final = Path(self.path(rel))
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -97,6 +139,12 @@ class Storage:
             tmp.replace(final)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _upload(self, rel: str, spool: IO[bytes]) -> None:
+        """Copy the finished spool to ``rel`` in one upload, which the store publishes whole when it completes."""
+        spool.seek(0)
+        with self.fs.open_output_stream(self.path(rel)) as out:
+            shutil.copyfileobj(spool, out, UPLOAD_CHUNK_BYTES)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         with self.open_write(rel) as f:

@@ -102,8 +102,10 @@ class ModelConfig(_Section):
 class DataConfig(_Section):
     """The WebDataset loader (see :mod:`model.data`)."""
 
-    shards: Path = Field(
-        Path("out/shards"), description="The `shards/` directory holding short/, medium/, long/."
+    shards: str = Field(
+        "out/shards",
+        description="The `shards/` directory holding short/, medium/, long/: a local path or a filesystem URI "
+        "(s3://bucket/prefix/shards; credentials and endpoint as in curate/storage.py).",
     )
     scale_weights: dict[str, float] | None = Field(
         None,

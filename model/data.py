@@ -5,6 +5,10 @@ Training reads ``shards/{short,medium,long}/shard-NNNNNN.tar`` as an endless str
 * **Committed shards of the split only.** A ``.tar`` counts once its ``.parquet`` index
   exists (the contract's commit rule), and only if the index lists a sample of the
   requested split (``train``); within a shard, samples of other splits are dropped.
+* **Local or object storage.** ``data.shards`` is a local path or a filesystem URI
+  (``s3://bucket/prefix/shards``): a URI root is listed and read through
+  :class:`curate.storage.Storage` (pyarrow), each tar streamed with a large read-ahead,
+  and each DataLoader worker opens its own connection to the store.
 * **Resampled shards, split by node and worker.** Each (rank, worker) slot draws shards
   with replacement from its own disjoint share of a scale's shards when there are at
   least as many shards as slots, else from all of them; every slot has its own seeds,
@@ -28,9 +32,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +46,9 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.filters import shuffle
 from webdataset.handlers import warn_and_continue
-from webdataset.tariterators import tarfile_samples
+from webdataset.tariterators import group_by_keys, tar_file_expander, tarfile_samples
 
+from curate.storage import Storage, redacted
 from model.config import SCALES, DataConfig
 from model.frames import decode_jpegs, decode_mp4, draw_crop, segment_indices, segment_times
 from model.text_tower import Tokenizer
@@ -50,6 +57,15 @@ log = logging.getLogger(__name__)
 
 SHARD_RE = re.compile(r"^shard-\d{6}\.tar$")
 FRAME_RE = re.compile(r"^f(\d+)\.jpg$")
+REMOTE_READ_BUFFER = 8 * 1024**2
+"""Read-ahead of a remote tar stream: without it each of tarfile's small reads is one ranged GET."""
+REMOTE_INDEX_READERS = 16
+"""Shard indexes of a remote root read concurrently (each read is a few round trips)."""
+
+
+def is_remote(root: str | Path) -> bool:
+    """Whether ``root`` is a filesystem URI (``s3://...``) rather than a local path."""
+    return "://" in str(root)
 
 
 def committed_shards(scale_dir: Path) -> list[Path]:
@@ -71,26 +87,47 @@ def shards_with_split(shards: list[Path], split: str) -> list[Path]:
     return keep
 
 
+def remote_shards(storage: Storage, scale: str, split: str) -> list[str]:
+    """Committed tars of ``scale`` under a URI root holding ``split`` samples, as paths relative to the root.
+
+    One listing per scale (a tar is committed when its index is listed beside it), then the
+    ``split`` column of each index, read concurrently since each is a network round trip.
+    """
+    names = set(storage.list(scale))
+    tars = sorted(f"{scale}/{n}" for n in names if SHARD_RE.match(n) and f"{n[:-4]}.parquet" in names)
+
+    def has_split(tar: str) -> bool:
+        return split in set(storage.read_parquet(f"{tar[:-4]}.parquet", ["split"])["split"].to_pylist())
+
+    with ThreadPoolExecutor(REMOTE_INDEX_READERS) as pool:
+        return [tar for tar, keep in zip(tars, pool.map(has_split, tars), strict=True) if keep]
+
+
 @dataclass(frozen=True)
 class ScaleSource:
     """One scale's shards (of the split) and its mixing weight."""
 
     scale: str
     shards: tuple[str, ...]
+    """Local tar paths; for a URI root, tar paths relative to it (``short/shard-000000.tar``)."""
     weight: float
 
 
-def scale_sources(root: Path, split: str, weights: dict[str, float] | None) -> list[ScaleSource]:
+def scale_sources(root: str | Path, split: str, weights: dict[str, float] | None) -> list[ScaleSource]:
     """The scales to read: those with shards of ``split`` and a positive weight."""
+    storage = Storage(str(root)) if is_remote(root) else None
     sources = []
     for scale in SCALES:
-        shards = shards_with_split(committed_shards(root / scale), split)
+        if storage is not None:
+            shards = remote_shards(storage, scale, split)
+        else:
+            shards = [str(s) for s in shards_with_split(committed_shards(Path(root) / scale), split)]
         weight = float(len(shards)) if weights is None else float(weights.get(scale, 0.0))
         if shards and weight > 0:
-            sources.append(ScaleSource(scale, tuple(str(s) for s in shards), weight))
+            sources.append(ScaleSource(scale, tuple(shards), weight))
     if not sources:
         raise FileNotFoundError(
-            f"no committed shards with {split!r} samples under {root}/{{{','.join(SCALES)}}}"
+            f"no committed shards with {split!r} samples under {redacted(str(root))}/{{{','.join(SCALES)}}}"
         )
     return sources
 
@@ -153,7 +190,42 @@ class ClipDataset(IterableDataset):
         if train and start_batch and cfg.resume == "reseed":
             # A fresh stream instead of replaying the consumed samples (see DataConfig.resume).
             self.seed, self.start_batch = hash((seed, start_batch)) & 0x7FFFFFFF, 0
-        self.sources = scale_sources(Path(cfg.shards), cfg.split, cfg.scale_weights if train else None)
+        self.sources = scale_sources(cfg.shards, cfg.split, cfg.scale_weights if train else None)
+        self._storage: tuple[int, Storage] | None = None  # (pid, store): see _store
+
+    # -- reading shards ---------------------------------------------------------------------
+
+    def _store(self) -> Storage:
+        """This process's connection to a URI root, made in the process that reads (each DataLoader
+        worker opens its own instead of inheriting a forked copy of the parent's client)."""
+        if self._storage is None or self._storage[0] != os.getpid():
+            self._storage = (os.getpid(), Storage(self.cfg.shards))
+        return self._storage[1]
+
+    def _open_remote(self, urls: Iterable[dict[str, str]]) -> Iterator[dict[str, Any]]:
+        """``{url, stream}`` per shard of a URI root; like webdataset's opener, a shard that cannot be
+        opened is logged and skipped, and each stream is closed once its shard has been read."""
+        for item in urls:
+            try:
+                store = self._store()
+                stream = store.fs.open_input_stream(store.path(item["url"]), buffer_size=REMOTE_READ_BUFFER)
+            except Exception as exn:  # the stream must go on, as with local shards
+                exn.args = (*exn.args, item["url"])
+                if warn_and_continue(exn):
+                    continue
+                raise
+            try:
+                yield {**item, "stream": stream}
+            finally:
+                stream.close()
+
+    def _samples(self, urls: Iterable[dict[str, str]]) -> Iterator[dict[str, Any]]:
+        """The raw samples of the shards named by ``urls``, in order: local tars through webdataset's
+        opener, as always; shards of a URI root through the filesystem."""
+        if not is_remote(self.cfg.shards):
+            return tarfile_samples(urls, handler=warn_and_continue)
+        files = tar_file_expander(self._open_remote(urls), handler=warn_and_continue)
+        return group_by_keys(files, handler=warn_and_continue)
 
     # -- sample selection -------------------------------------------------------------------
 
@@ -194,7 +266,7 @@ class ClipDataset(IterableDataset):
                 yield {"url": shard_rng.choice(own)}
 
         admitted = (
-            s for s in map(self._admit, tarfile_samples(urls(), handler=warn_and_continue)) if s is not None
+            s for s in map(self._admit, self._samples(urls())) if s is not None
         )
         bufsize = self.cfg.shuffle_buffer
         rng = _rng("shuffle", self.seed, source.scale, slot)
@@ -211,7 +283,7 @@ class ClipDataset(IterableDataset):
     def _eval_samples(self, slot: int, slots: int) -> Iterator[dict[str, Any]]:
         for source in self.sources:
             urls = ({"url": u} for u in source.shards[slot::slots])
-            for sample in tarfile_samples(urls, handler=warn_and_continue):
+            for sample in self._samples(urls):
                 admitted = self._admit(sample)
                 if admitted is not None:
                     yield admitted

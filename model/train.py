@@ -310,7 +310,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--config", type=Path, help="YAML config (configs/train/*.yaml); defaults apply without one"
     )
-    parser.add_argument("--shards", type=Path, help="the shards/ directory (same as data.shards=DIR)")
+    parser.add_argument(
+        "--shards", help="the shards/ directory or a URI such as s3://bucket/ds/shards (same as data.shards=DIR)"
+    )
     parser.add_argument("--output", type=Path, help="output directory (same as train.output_dir=DIR)")
     parser.add_argument("overrides", nargs="*", help="key.sub=value")
     args = parser.parse_args(argv)

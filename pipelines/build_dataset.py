@@ -35,6 +35,8 @@ from curate.cli import format_summary
 from curate.report import write_report
 from curate.run import RunSummary, load_sources
 from curate.sink import DatasetWriter
+from curate.sources import source_list_exists
+from curate.storage import Storage, redacted
 from pipelines.config import PipelineConfig, load_pipeline_config
 from pipelines.stages import TextStage, clip_row, download_row, from_row
 
@@ -45,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="build_dataset.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sources", required=True, type=Path, help="URL list: .txt, or .csv/.jsonl/.parquet with a url column")
+    parser.add_argument(
+        "--sources",
+        required=True,
+        help="URL list: .txt, or .csv/.jsonl/.parquet with a url column; a local path or a URI (s3://bucket/urls.parquet)",
+    )
     parser.add_argument("--output", required=True, help="dataset root: a directory or a filesystem URI (s3://...)")
     parser.add_argument("--config", type=Path, help="YAML config; every option is documented in curate/config.py and pipelines/config.py")
     parser.add_argument("--retry-failed", action="store_true", help="also retry videos that failed permanently")
@@ -103,7 +109,7 @@ def add_text_stages(ds, config: PipelineConfig):
     return ds
 
 
-def build(sources: Path, output: str, config: PipelineConfig, retry_failed: bool = False) -> RunSummary:
+def build(sources: str | Path, output: str, config: PipelineConfig, retry_failed: bool = False) -> RunSummary:
     """Run the pipeline to completion and return what it did."""
     import ray.data
 
@@ -131,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = resolve_config(args)
-        if not args.sources.is_file():
-            raise ValueError(f"--sources {args.sources}: no such file")
+        if not source_list_exists(args.sources):
+            raise ValueError(f"--sources {redacted(args.sources)}: no such file")
         load_sources(args.sources, config)  # unusable lists fail here, before Ray starts
+        Storage(args.output).mkdir()  # so does an unreachable output (e.g. a missing bucket)
     except (ValueError, OSError, pydantic.ValidationError) as exc:
         print(f"build_dataset.py: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE

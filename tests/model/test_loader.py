@@ -21,7 +21,7 @@ TOKENIZER = ByteTokenizer(48)
 
 
 def dataset(shards: Path, train: bool = True, start_batch: int = 0, **data: object) -> ClipDataset:
-    values = {"shards": shards, "batch_size": 4, "num_workers": 0, "shuffle_buffer": 8, **data}
+    values = {"shards": str(shards), "batch_size": 4, "num_workers": 0, "shuffle_buffer": 8, **data}
     return ClipDataset(
         DataConfig.model_validate(values),
         num_frames=4,
@@ -118,7 +118,7 @@ def test_stream_is_deterministic_and_resumes_at_any_batch(shards: Path) -> None:
 
 def test_workers_and_ranks_read_different_streams_and_resume_exactly(shards: Path) -> None:
     cfg = DataConfig.model_validate(
-        {"shards": shards, "batch_size": 4, "num_workers": 2, "shuffle_buffer": 8, "prefetch_factor": 1}
+        {"shards": str(shards), "batch_size": 4, "num_workers": 2, "shuffle_buffer": 8, "prefetch_factor": 1}
     )
 
     def loader(start: int = 0, rank: int = 0) -> list[dict]:
