@@ -54,9 +54,10 @@ from typing import Any, Literal
 
 import av
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from model.config import BENCHMARK_NAMES, DataConfig
+from model.data import seeded_rng, stream_slot, worker_loader
 from model.frames import Crop, decode_mp4, draw_crop, segment_times
 from model.text_tower import Tokenizer
 
@@ -599,11 +600,6 @@ class BenchmarkVideos(Dataset):
 # -- fine-tuning ------------------------------------------------------------------------------
 
 
-def _rng(*parts: object) -> random.Random:
-    """A generator seeded by its parts (string seeding is stable across processes and runs)."""
-    return random.Random("/".join(str(p) for p in parts))
-
-
 class BenchmarkTrainDataset(IterableDataset):
     """Endless training batches from a benchmark split, in :class:`model.data.ClipDataset`'s format.
 
@@ -649,7 +645,7 @@ class BenchmarkTrainDataset(IterableDataset):
         epoch = 0
         while True:
             order = list(range(n))
-            _rng("epoch", self.seed, epoch).shuffle(order)
+            seeded_rng("epoch", self.seed, epoch).shuffle(order)
             yield from (order[slot::slots] if n >= slots else order)
             epoch += 1
 
@@ -684,20 +680,15 @@ class BenchmarkTrainDataset(IterableDataset):
         }
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        # As in ClipDataset: the worker delivering the resumed run's batch j plays the stream that
-        # delivered batch start + j, and skips the batches that stream had made before the resume.
-        role = (worker + self.start_batch) % workers
-        slot, slots = self.rank * workers + role, self.world_size * workers
         batch_size = self.cfg.batch_size
-        skip = max(0, -(-(self.start_batch - role) // workers)) * batch_size
+        place = stream_slot(self.rank, self.world_size, self.start_batch, batch_size)
+        slot, slots, skip = place.slot, place.slots, place.skip
         batch: list[tuple[torch.Tensor, str, str]] = []
         for position, video_index in enumerate(self._video_order(slot, slots)):
             if position < skip:
                 continue
             try:
-                frames, caption = self.sample(video_index, _rng("sample", self.seed, slot, position))
+                frames, caption = self.sample(video_index, seeded_rng("sample", self.seed, slot, position))
             except Exception as exc:  # a broken file must not stop fine-tuning; it is skipped on resume too
                 log.warning(
                     "skipping %s: %s: %s", self.split.videos[video_index].path, type(exc).__name__, exc
@@ -732,12 +723,4 @@ def build_benchmark_loader(
         world_size=world_size,
         start_batch=start_batch,
     )
-    workers = cfg.num_workers
-    return DataLoader(
-        dataset,
-        batch_size=None,
-        num_workers=workers,
-        pin_memory=pin_memory,
-        persistent_workers=workers > 0,
-        prefetch_factor=cfg.prefetch_factor if workers > 0 else None,
-    )
+    return worker_loader(dataset, cfg, pin_memory)

@@ -151,9 +151,46 @@ def _first_text(meta: dict[str, Any], fields: list[str]) -> str | None:
     return None
 
 
-def _rng(*parts: object) -> random.Random:
+def seeded_rng(*parts: object) -> random.Random:
     """A generator seeded by its parts (string seeding is stable across processes and runs)."""
     return random.Random("/".join(str(p) for p in parts))
+
+
+@dataclass(frozen=True)
+class StreamSlot:
+    """Which sample stream this DataLoader worker of this rank plays, and how many samples it skips."""
+
+    slot: int
+    slots: int
+    skip: int
+
+
+def stream_slot(rank: int, world_size: int, start_batch: int, batch_size: int) -> StreamSlot:
+    """The (rank, worker) slot and the samples to skip for an exact resume at batch ``start_batch``.
+
+    The DataLoader takes batch j from worker j % workers, starting at worker 0 also after a
+    resume; so the worker that delivers the resumed run's batch j plays the stream ("role")
+    that delivered batch start + j originally, and skips the batches that role had made
+    before ``start_batch``.
+    """
+    info = get_worker_info()
+    worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    role = (worker + start_batch) % workers
+    skip = max(0, -(-(start_batch - role) // workers)) * batch_size
+    return StreamSlot(rank * workers + role, world_size * workers, skip)
+
+
+def worker_loader(dataset: IterableDataset, cfg: DataConfig, pin_memory: bool) -> DataLoader:
+    """A DataLoader whose workers make whole batches (``batch_size=None``), as both training datasets do."""
+    workers = cfg.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+        prefetch_factor=cfg.prefetch_factor if workers > 0 else None,
+    )
 
 
 class ClipDataset(IterableDataset):
@@ -259,7 +296,7 @@ class ClipDataset(IterableDataset):
     def _scale_stream(self, source: ScaleSource, slot: int, slots: int) -> Iterator[dict[str, Any]]:
         """Endless shuffled samples of one scale for one (rank, worker) slot."""
         own = source.shards[slot::slots] if len(source.shards) >= slots else source.shards
-        shard_rng = _rng("shards", self.seed, source.scale, slot)
+        shard_rng = seeded_rng("shards", self.seed, source.scale, slot)
 
         def urls() -> Iterator[dict[str, str]]:
             while True:
@@ -269,13 +306,13 @@ class ClipDataset(IterableDataset):
             s for s in map(self._admit, self._samples(urls())) if s is not None
         )
         bufsize = self.cfg.shuffle_buffer
-        rng = _rng("shuffle", self.seed, source.scale, slot)
+        rng = seeded_rng("shuffle", self.seed, source.scale, slot)
         return iter(shuffle(bufsize=bufsize, initial=min(100, bufsize), rng=rng)(admitted))
 
     def _train_samples(self, slot: int, slots: int) -> Iterator[dict[str, Any]]:
         streams = [self._scale_stream(s, slot, slots) for s in self.sources]
         weights = [s.weight for s in self.sources]
-        mix_rng = _rng("mix", self.seed, slot)
+        mix_rng = seeded_rng("mix", self.seed, slot)
         while True:
             (stream,) = mix_rng.choices(streams, weights=weights)
             yield next(stream)
@@ -325,22 +362,16 @@ class ClipDataset(IterableDataset):
         }
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        # The DataLoader takes batch j from worker j % workers, starting at worker 0 also after a resume;
-        # so the worker that delivers the resumed run's batch j plays the stream ("role") that delivered
-        # batch start + j originally, and skips the batches that role had made before `start`.
-        role = (worker + self.start_batch) % workers
-        slot, slots = self.rank * workers + role, self.world_size * workers
         batch_size = self.cfg.batch_size
-        skip = max(0, -(-(self.start_batch - role) // workers)) * batch_size if self.train else 0
+        place = stream_slot(self.rank, self.world_size, self.start_batch, batch_size)
+        slot, slots, skip = place.slot, place.slots, place.skip if self.train else 0
         samples = self._train_samples(slot, slots) if self.train else self._eval_samples(slot, slots)
         batch: list[Clip] = []
         for index, sample in enumerate(samples):
             if index < skip:
                 continue
             try:
-                clip = self.decode(sample, _rng("sample", self.seed, slot, index))
+                clip = self.decode(sample, seeded_rng("sample", self.seed, slot, index))
             except Exception as exc:  # a broken sample must not stop training
                 log.warning("skipping %s: %s: %s", sample.get("__key__"), type(exc).__name__, exc)
                 continue
@@ -377,12 +408,4 @@ def build_loader(
         world_size=world_size,
         start_batch=start_batch,
     )
-    workers = cfg.num_workers
-    return DataLoader(
-        dataset,
-        batch_size=None,
-        num_workers=workers,
-        pin_memory=pin_memory,
-        persistent_workers=workers > 0,
-        prefetch_factor=cfg.prefetch_factor if workers > 0 else None,
-    )
+    return worker_loader(dataset, cfg, pin_memory)
