@@ -60,6 +60,7 @@ bench: setup
 	$(PY) bench/loader_throughput.py
 	$(PY) bench/train_throughput.py
 	$(PY) bench/caption_throughput.py
+	$(PY) bench/temporal_benchmark.py
 
 clean:
 	rm -rf demo-out demo-out-corpus out .pytest_cache
