@@ -33,7 +33,7 @@ are fixed-size, and silently dropping videos changes the numbers. ``missing="ski
 in :attr:`RetrievalSplit.skipped_videos`), for training sets with dead YouTube links.
 
 :class:`BenchmarkVideos` decodes one split for evaluation (middle frame of T equal
-segments, centre crop); :func:`build_benchmark_loader` fine-tunes on a split through the
+segments, centre crop); :class:`BenchmarkTrainDataset` fine-tunes on a split through the
 trainer with batches in exactly :class:`model.data.ClipDataset`'s format.
 """
 
@@ -54,10 +54,10 @@ from typing import Any, Literal
 
 import av
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import Dataset, IterableDataset
 
 from model.config import BENCHMARK_NAMES, DataConfig
-from model.data import seeded_rng, stream_slot, worker_loader
+from model.data import seeded_rng, stream_slot
 from model.frames import Crop, decode_mp4, draw_crop, segment_times
 from model.text_tower import Tokenizer
 
@@ -698,29 +698,3 @@ class BenchmarkTrainDataset(IterableDataset):
             if len(batch) == batch_size:
                 yield self.collate(batch)
                 batch = []
-
-
-def build_benchmark_loader(
-    cfg: DataConfig,
-    *,
-    num_frames: int,
-    image_size: int,
-    tokenizer: Tokenizer,
-    seed: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-    start_batch: int = 0,
-    pin_memory: bool = False,
-) -> DataLoader:
-    """A DataLoader over :class:`BenchmarkTrainDataset` (batches made in the workers), like :func:`model.data.build_loader`."""
-    dataset = BenchmarkTrainDataset(
-        cfg,
-        num_frames=num_frames,
-        image_size=image_size,
-        tokenizer=tokenizer,
-        seed=seed,
-        rank=rank,
-        world_size=world_size,
-        start_batch=start_batch,
-    )
-    return worker_loader(dataset, cfg, pin_memory)

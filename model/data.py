@@ -383,29 +383,6 @@ class ClipDataset(IterableDataset):
             yield self.collate(batch)
 
 
-def build_loader(
-    cfg: DataConfig,
-    *,
-    num_frames: int,
-    image_size: int,
-    tokenizer: Tokenizer,
-    train: bool = True,
-    seed: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-    start_batch: int = 0,
-    pin_memory: bool = False,
-) -> DataLoader:
-    """A DataLoader over :class:`ClipDataset`; batches are made in the workers (``batch_size=None``)."""
-    dataset = ClipDataset(
-        cfg,
-        num_frames=num_frames,
-        image_size=image_size,
-        tokenizer=tokenizer,
-        train=train,
-        seed=seed,
-        rank=rank,
-        world_size=world_size,
-        start_batch=start_batch,
-    )
-    return worker_loader(dataset, cfg, pin_memory)
+def build_loader(cfg: DataConfig, *, pin_memory: bool = False, **options: Any) -> DataLoader:
+    """A DataLoader over ``ClipDataset(cfg, **options)``; batches are made in the workers (``batch_size=None``)."""
+    return worker_loader(ClipDataset(cfg, **options), cfg, pin_memory)

@@ -32,10 +32,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from model.benchmarks import build_benchmark_loader
+from model.benchmarks import BenchmarkTrainDataset
 from model.checkpoint import find_resume, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from model.config import TrainConfig, load_config
-from model.data import build_loader
+from model.data import ClipDataset, worker_loader
 from model.distributed import DistInfo, all_mean, cleanup, init_distributed
 from model.loss import VidLALoss
 from model.schedule import warmup_cosine
@@ -216,8 +216,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
 
     trunk = getattr(model.video, "image", model.video)
     frames_per_clip = cfg.model.num_frames
-    make_loader = build_benchmark_loader if cfg.data.benchmark is not None else build_loader
-    loader = make_loader(
+    dataset_type = BenchmarkTrainDataset if cfg.data.benchmark is not None else ClipDataset
+    dataset = dataset_type(
         cfg.data,
         num_frames=frames_per_clip,
         image_size=trunk.image_size,
@@ -226,8 +226,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         rank=info.rank,
         world_size=info.world_size,
         start_batch=step,
-        pin_memory=info.device.type == "cuda",
     )
+    loader = worker_loader(dataset, cfg.data, pin_memory=info.device.type == "cuda")
     loss_fn = VidLALoss(cfg.loss.subtitle_weight, cfg.loss.caption_weight)
     metrics_log = MetricsLog(Path(run.output_dir), info.is_main)
     autocast = (

@@ -33,13 +33,12 @@ from model.benchmarks import (
     BenchmarkVideo,
     BenchmarkVideos,
     RetrievalSplit,
-    build_benchmark_loader,
     load_benchmark,
     load_msvd_captions,
 )
 from model.checkpoint import list_checkpoints, load_checkpoint
 from model.config import BENCHMARK_NAMES, DataConfig, load_config
-from model.data import Clip, ClipDataset
+from model.data import Clip, ClipDataset, worker_loader
 from model.synthetic import FFMPEG, clip_frames, encode_mp4
 from model.text_tower import ByteTokenizer
 from model.train import train
@@ -458,9 +457,10 @@ def test_finetune_workers_resume_exactly(roots: dict[str, Path]) -> None:
     cfg = finetune_cfg(roots["msrvtt"], num_workers=2, prefetch_factor=1)
 
     def loader(start: int) -> list[dict]:
-        dl = build_benchmark_loader(
+        dataset = BenchmarkTrainDataset(
             cfg, num_frames=2, image_size=16, tokenizer=TOKENIZER, seed=1, start_batch=start
         )
+        dl = worker_loader(dataset, cfg, pin_memory=False)
         return list(islice(iter(dl), 5 - start))
 
     full, resumed = loader(0), loader(3)
