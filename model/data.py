@@ -41,13 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.filters import shuffle
 from webdataset.handlers import warn_and_continue
 from webdataset.tariterators import group_by_keys, tar_file_expander, tarfile_samples
 
+from curate.shards import committed_shards, shard_name
 from curate.storage import Storage, redacted
 from model.config import SCALES, DataConfig
 from model.frames import decode_jpegs, decode_mp4, draw_crop, segment_indices, segment_times
@@ -55,12 +55,11 @@ from model.text_tower import Tokenizer
 
 log = logging.getLogger(__name__)
 
-SHARD_RE = re.compile(r"^shard-\d{6}\.tar$")
 FRAME_RE = re.compile(r"^f(\d+)\.jpg$")
 REMOTE_READ_BUFFER = 8 * 1024**2
 """Read-ahead of a remote tar stream: without it each of tarfile's small reads is one ranged GET."""
-REMOTE_INDEX_READERS = 16
-"""Shard indexes of a remote root read concurrently (each read is a few round trips)."""
+INDEX_READERS = 16
+"""Shard indexes read concurrently (on object storage each read is a few round trips)."""
 
 
 def is_remote(root: str | Path) -> bool:
@@ -68,39 +67,20 @@ def is_remote(root: str | Path) -> bool:
     return "://" in str(root)
 
 
-def committed_shards(scale_dir: Path) -> list[Path]:
-    """Tars in ``scale_dir`` whose ``.parquet`` index exists, in shard order (uncommitted ones are ignored)."""
-    if not scale_dir.is_dir():
-        return []
-    return sorted(
-        p for p in scale_dir.iterdir() if SHARD_RE.match(p.name) and p.with_suffix(".parquet").is_file()
-    )
+def split_shards(storage: Storage, scale: str, split: str) -> list[str]:
+    """The committed tars of ``scale`` whose index lists a ``split`` sample, as paths in ``storage``'s filesystem.
 
-
-def shards_with_split(shards: list[Path], split: str) -> list[Path]:
-    """The shards whose index lists at least one sample of ``split`` (reads one column per index)."""
-    keep = []
-    for shard in shards:
-        column = pq.read_table(shard.with_suffix(".parquet"), columns=["split"]).column("split")
-        if split in set(column.to_pylist()):
-            keep.append(shard)
-    return keep
-
-
-def remote_shards(storage: Storage, scale: str, split: str) -> list[str]:
-    """Committed tars of ``scale`` under a URI root holding ``split`` samples, as paths relative to the root.
-
-    One listing per scale (a tar is committed when its index is listed beside it), then the
-    ``split`` column of each index, read concurrently since each is a network round trip.
+    Committed means the dataset contract's rule, implemented once in :func:`curate.shards.committed_shards`
+    (the ``.parquet`` index exists); then the ``split`` column of each index is read, concurrently,
+    since on object storage each read is a few network round trips.
     """
-    names = set(storage.list(scale))
-    tars = sorted(f"{scale}/{n}" for n in names if SHARD_RE.match(n) and f"{n[:-4]}.parquet" in names)
+    tars = [f"{scale}/{shard_name(n, 'tar')}" for n in committed_shards(storage, scale)]
 
     def has_split(tar: str) -> bool:
         return split in set(storage.read_parquet(f"{tar[:-4]}.parquet", ["split"])["split"].to_pylist())
 
-    with ThreadPoolExecutor(REMOTE_INDEX_READERS) as pool:
-        return [tar for tar, keep in zip(tars, pool.map(has_split, tars), strict=True) if keep]
+    with ThreadPoolExecutor(INDEX_READERS) as pool:
+        return [storage.path(t) for t, keep in zip(tars, pool.map(has_split, tars), strict=True) if keep]
 
 
 @dataclass(frozen=True)
@@ -109,19 +89,16 @@ class ScaleSource:
 
     scale: str
     shards: tuple[str, ...]
-    """Local tar paths; for a URI root, tar paths relative to it (``short/shard-000000.tar``)."""
+    """Tar paths in the root's filesystem: local paths, or ``bucket/prefix/short/shard-000000.tar``."""
     weight: float
 
 
 def scale_sources(root: str | Path, split: str, weights: dict[str, float] | None) -> list[ScaleSource]:
     """The scales to read: those with shards of ``split`` and a positive weight."""
-    storage = Storage(str(root)) if is_remote(root) else None
+    storage = Storage(str(root))
     sources = []
     for scale in SCALES:
-        if storage is not None:
-            shards = remote_shards(storage, scale, split)
-        else:
-            shards = [str(s) for s in shards_with_split(committed_shards(Path(root) / scale), split)]
+        shards = split_shards(storage, scale, split)
         weight = float(len(shards)) if weights is None else float(weights.get(scale, 0.0))
         if shards and weight > 0:
             sources.append(ScaleSource(scale, tuple(shards), weight))
@@ -245,7 +222,7 @@ class ClipDataset(IterableDataset):
         for item in urls:
             try:
                 store = self._store()
-                stream = store.fs.open_input_stream(store.path(item["url"]), buffer_size=REMOTE_READ_BUFFER)
+                stream = store.fs.open_input_stream(item["url"], buffer_size=REMOTE_READ_BUFFER)
             except Exception as exn:  # the stream must go on, as with local shards
                 exn.args = (*exn.args, item["url"])
                 if warn_and_continue(exn):
