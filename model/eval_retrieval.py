@@ -161,6 +161,18 @@ class Encoder:
             emb = self.model.encode_text(ids.to(self.device), mask.to(self.device))
         return emb.float().cpu().numpy()
 
+    @torch.no_grad()
+    def sides(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The subtitle-side and caption-side embeddings of a loader batch (a text a clip lacks is a zero row)."""
+        b = len(batch["keys"])
+        valid = torch.cat([batch["subtitle_valid"], batch["caption_valid"]]).to(self.device)
+        with self.autocast():
+            emb = self.model.encode_valid_texts(
+                batch["text_ids"].to(self.device), batch["text_mask"].to(self.device), valid
+            )
+        out = emb.float().cpu().numpy()
+        return {"subtitle": out[:b], "caption": out[b:]}
+
     def texts(self, texts: list[str], batch_size: int) -> np.ndarray:
         """Texts -> ``(N, P)`` float32 unit vectors, ``batch_size`` at a time."""
         out = []
@@ -179,32 +191,20 @@ class ShardEmbeddings:
     video: list[np.ndarray] = field(default_factory=list)
     text: dict[str, list[np.ndarray]] = field(default_factory=lambda: {f: [] for f in TEXT_FIELDS})
     valid: dict[str, list[bool]] = field(default_factory=lambda: {f: [] for f in TEXT_FIELDS})
+    seen: set[str] = field(default_factory=set)
 
     def add(self, batch: dict[str, Any], video: np.ndarray, sides: dict[str, np.ndarray]) -> None:
         """Append a loader batch, dropping clips already seen (keys are unique in a complete dataset)."""
-        seen = set(self.keys)
         for i, key in enumerate(batch["keys"]):
-            if key in seen:
+            if key in self.seen:
                 continue
-            seen.add(key)
+            self.seen.add(key)
             self.keys.append(key)
             self.scales.append(batch["scales"][i])
             self.video.append(video[i])
             for name in TEXT_FIELDS:
                 self.text[name].append(sides[name][i])
                 self.valid[name].append(bool(batch[f"{name}_valid"][i]))
-
-
-def _encode_sides(encoder: Encoder, batch: dict[str, Any], dim: int) -> dict[str, np.ndarray]:
-    """The subtitle-side and caption-side embeddings of a loader batch (invalid rows zero)."""
-    b = len(batch["keys"])
-    ids, mask = batch["text_ids"], batch["text_mask"]
-    valid = torch.cat([batch["subtitle_valid"], batch["caption_valid"]])
-    out = np.zeros((2 * b, dim), np.float32)
-    rows = valid.nonzero().squeeze(1)
-    if rows.numel():
-        out[rows.numpy()] = encoder.token_rows(ids[rows], mask[rows])
-    return {"subtitle": out[:b], "caption": out[b:]}
 
 
 def encode_shards(
@@ -216,7 +216,7 @@ def encode_shards(
     found = ShardEmbeddings()
     for batch in tqdm(loader, desc=f"{split} clips", unit="batch"):
         video = encoder.videos(batch["video"])
-        found.add(batch, video, _encode_sides(encoder, batch, video.shape[1]))
+        found.add(batch, video, encoder.sides(batch))
     if not found.keys:
         raise ValueError(f"no {split!r} clips in {shards}")
     return found
@@ -251,12 +251,13 @@ def shard_sets(emb: ShardEmbeddings) -> Iterator[EvalSet]:
     """``scale/field`` sets for each scale and ``all``; a set holds the clips that have the field."""
     scales = np.asarray(emb.scales)
     video = np.stack(emb.video)
+    texts = {name: np.stack(emb.text[name]) for name in TEXT_FIELDS}
+    valid = {name: np.asarray(emb.valid[name], bool) for name in TEXT_FIELDS}
     for scale in (*SCALES, "all"):
         in_scale = np.ones(len(scales), bool) if scale == "all" else scales == scale
         for name in TEXT_FIELDS:
-            rows = np.flatnonzero(in_scale & np.asarray(emb.valid[name], bool))
-            text = np.stack(emb.text[name])[rows] if rows.size else np.zeros((0, video.shape[1]), np.float32)
-            yield EvalSet(f"{scale}/{name}", text, video[rows], np.arange(rows.size))
+            rows = np.flatnonzero(in_scale & valid[name])
+            yield EvalSet(f"{scale}/{name}", texts[name][rows], video[rows], np.arange(rows.size))
 
 
 def evaluate(sets: Iterable[EvalSet], dsl: bool, temperature: float) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -73,8 +73,8 @@ class VidLA(nn.Module):
         """``(B, L)`` tokens -> L2-normalised ``(B, P)``."""
         return F.normalize(self.text(input_ids, attention_mask), dim=-1)
 
-    def _encode_sides(self, ids: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Encode only the valid rows of ``(2B, L)`` texts in one call; invalid rows become zeros.
+    def encode_valid_texts(self, ids: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Encode only the valid rows of ``(N, L)`` texts in one call; invalid rows become zeros.
 
         When no row is valid the encoder still runs on one row, multiplied by zero, so every
         parameter takes part in every step (DDP requires it without find_unused_parameters).
@@ -103,7 +103,7 @@ class VidLA(nn.Module):
             subtitle_valid, caption_valid: ``(B,)`` bool, False where the sample has no such text.
         """
         b = video.shape[0]
-        texts = self._encode_sides(text_ids, text_mask, torch.cat([subtitle_valid, caption_valid]))
+        texts = self.encode_valid_texts(text_ids, text_mask, torch.cat([subtitle_valid, caption_valid]))
         return VidLAOutput(
             video=self.encode_video(video),
             subtitle=texts[:b],
