@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
         corpus = build_corpus(args.corpus)
         with serve_directory(args.corpus) as base_url:
-            sources = args.corpus / "sources.txt"
+            sources = args.corpus / "sources.csv"
             write_source_list(corpus, base_url, sources)
             summary = run(sources, args.output, config, **options)
     print(format_summary(summary))

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_pipeline_config(args.config, args.overrides)
     corpus = build_corpus(args.corpus)
     with serve_directory(args.corpus) as base_url:
-        sources = args.corpus / "sources.txt"
+        sources = args.corpus / "sources.csv"
         write_source_list(corpus, base_url, sources)
         summary = build(sources, args.output, config)
     print(format_summary(summary))

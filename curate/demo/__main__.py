@@ -1,6 +1,6 @@
 """``python -m curate.demo build DEST`` | ``python -m curate.demo serve DEST [--port P]``.
 
-``serve`` builds the corpus if needed, writes ``DEST/sources.txt`` pointing at the server and
+``serve`` builds the corpus if needed, writes ``DEST/sources.csv`` pointing at the server and
 serves until Ctrl-C, so a user can run the pipeline on it from another terminal.
 """
 
@@ -20,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="generate the demo corpus into DEST")
     build.add_argument("dest", type=Path)
-    serve = commands.add_parser("serve", help="serve DEST over loopback HTTP and write DEST/sources.txt")
+    serve = commands.add_parser("serve", help="serve DEST over loopback HTTP and write DEST/sources.csv")
     serve.add_argument("dest", type=Path)
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
     serve.add_argument("--host", default="127.0.0.1")
@@ -39,7 +39,7 @@ def _build(dest: Path) -> int:
 def _serve(dest: Path, host: str, port: int) -> int:
     corpus = build_corpus(dest)
     with serve_directory(dest, host=host, port=port) as base_url:
-        sources = write_source_list(corpus, base_url, dest / "sources.txt")
+        sources = write_source_list(corpus, base_url, dest / "sources.csv")
         print(f"serving {dest} at {base_url}")
         print(f"sources: {sources}", flush=True)
         try:

@@ -7,6 +7,7 @@ the internet: the generic extractor reads the HTML page, finds the ``<video>`` a
 
 from __future__ import annotations
 
+import csv
 import functools
 import http.server
 import sys
@@ -76,8 +77,21 @@ def source_urls(corpus: dict, base_url: str) -> list[tuple[str, str]]:
 
 
 def write_source_list(corpus: dict, base_url: str, path: Path) -> Path:
-    """Write the plain ``.txt`` URL list (one URL a line) that the pipeline reads as its input."""
-    lines = [url for _, url in source_urls(corpus, base_url)]
+    """Write the source list the pipeline reads, in the format ``path``'s suffix names.
+
+    ``.csv`` writes ``id,url`` rows with the corpus names as ids, so video ids, sample keys and
+    train/val/test splits are the same on every run whatever port the server got; ``.txt``
+    writes one URL a line, whose ids then hash the URL (port included).
+    """
+    rows = source_urls(corpus, base_url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    if path.suffix == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "url"])
+            writer.writerows(rows)
+    elif path.suffix == ".txt":
+        path.write_text("".join(url + "\n" for _, url in rows), encoding="utf-8")
+    else:
+        raise ValueError(f"{path}: write a .csv (ids and URLs) or a .txt (URLs) source list")
     return path

@@ -13,8 +13,11 @@ import pytest
 import webvtt
 import yt_dlp
 
+from curate.config import load_config
 from curate.demo.corpus import build_corpus
 from curate.demo.server import source_urls, write_source_list
+from curate.records import split_for
+from curate.sources import read_sources
 
 GENERATED = ("lecture", "cooking", "vlog", "silent")
 REPO = Path(__file__).resolve().parents[2]
@@ -155,6 +158,25 @@ def test_source_list_points_at_pages_or_files(demo_corpus: tuple[Path, dict], tm
     assert lines == [url for _, url in source_urls(corpus, "http://127.0.0.1:8000")]
     assert "http://127.0.0.1:8000/lecture.html" in lines and "http://127.0.0.1:8000/bikes.mp4" in lines
     assert len(lines) == 6 and sum(line.endswith(".html") for line in lines) == 3
+
+
+def test_csv_source_list_names_each_video_by_its_corpus_name(demo_corpus, tmp_path: Path) -> None:
+    """Ids that ignore the server's port keep keys and splits the same on every demo run."""
+    _, corpus = demo_corpus
+    rows = {}
+    for port in (8000, 8001):
+        path = write_source_list(corpus, f"http://127.0.0.1:{port}/", tmp_path / f"{port}" / "sources.csv")
+        rows[port] = read_sources(path)
+    assert [r.video_id for r in rows[8000]] == list(corpus["items"]) == [r.video_id for r in rows[8001]]
+    assert all(r.status == "pending" for r in rows[8000])
+    fractions = load_config(Path(__file__).parents[2] / "configs" / "demo.yaml").samples.splits
+    test = [name for name, item in corpus["items"].items() if split_for(name, fractions) == "test"]
+    assert any(corpus["items"][name]["subtitle"] for name in test), "the demo's test split has subtitles"
+
+
+def test_a_source_list_of_another_format_is_refused(demo_corpus, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"\.csv.*\.txt"):
+        write_source_list(demo_corpus[1], "http://127.0.0.1:8000/", tmp_path / "sources.jsonl")
 
 
 @pytest.mark.timeout(60, func_only=True)

@@ -29,7 +29,7 @@ REQUIRED_FIELDS = {
 def demo_run(demo_corpus, demo_server, tmp_path_factory):
     _, corpus = demo_corpus
     out = tmp_path_factory.mktemp("demo-run")
-    sources = out / "sources.txt"
+    sources = out / "sources.csv"
     write_source_list(corpus, demo_server, sources)
     config = load_config(ROOT / "configs" / "demo.yaml")
     summary = run(sources, out / "dataset", config, workers=2, progress=False)

@@ -28,6 +28,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from curate.demo.server import write_source_list
 from curate.plan import SCALES
+from curate.sources import read_sources
 from curate.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +85,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 
 @pytest.fixture(scope="module")
 def sources(demo_corpus, demo_server, tmp_path_factory) -> Path:
-    return write_source_list(demo_corpus[1], demo_server, tmp_path_factory.mktemp("sources") / "sources.txt")
+    return write_source_list(demo_corpus[1], demo_server, tmp_path_factory.mktemp("sources") / "sources.csv")
 
 
 def driver_env(cluster: dict[str, str], s3: S3Server, tmp: Path) -> dict[str, str]:
@@ -152,9 +153,9 @@ def task_nodes(dashboard: str, timeout_s: float = 30) -> tuple[set[str], set[str
 def built(cluster, s3, sources, tmp_path_factory) -> dict[str, Any]:
     """One complete run into s3://vidla/first, its URL list read from the bucket too (as a cluster job's is)."""
     env = driver_env(cluster, s3, tmp_path_factory.mktemp("driver-tmp"))
-    s3.client().upload_file(str(sources), BUCKET, "lists/sources.txt")
+    s3.client().upload_file(str(sources), BUCKET, "lists/sources.csv")
     started = time.monotonic()
-    stdout = run(command(f"s3://{BUCKET}/lists/sources.txt", "first"), env)
+    stdout = run(command(f"s3://{BUCKET}/lists/sources.csv", "first"), env)
     return {"prefix": "first", "env": env, "stdout": stdout, "wall_s": time.monotonic() - started}
 
 
@@ -167,7 +168,8 @@ def test_stage_tasks_ran_on_both_nodes(built, cluster):
 def test_the_dataset_is_complete_and_readable_in_the_bucket(built, s3, sources):
     storage = Storage(s3.uri(BUCKET, built["prefix"]))
     videos = storage.read_parquet("videos.parquet").to_pylist()
-    assert len(videos) == len(sources.read_text().split()) and all(v["status"] == "ok" for v in videos)
+    assert sorted(v["video_id"] for v in videos) == sorted(r.video_id for r in read_sources(sources))
+    assert all(v["status"] == "ok" for v in videos)
     indexed, in_tars = shard_keys(storage)
     clips = storage.read_parquet("clips.parquet").to_pylist()
     assert indexed == in_tars == sorted(c["key"] for c in clips), "the indexes, the tars and clips.parquet agree"
