@@ -57,7 +57,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from model.config import BENCHMARK_NAMES, DataConfig
-from model.data import seeded_rng, stream_slot
+from model.data import Clip, clip_batches, collate_clips, resumed_stream, seeded_rng, stream_slot
 from model.frames import Crop, decode_mp4, draw_crop, segment_times
 from model.text_tower import Tokenizer
 
@@ -197,6 +197,27 @@ def _video_file_stem(name: str) -> str:
     return name[: -len(suffix)] if suffix in VIDEO_EXTENSIONS else name
 
 
+def _with_captions(
+    ids: list[str], captions: dict[str, Any], annotations: Path, listing: str
+) -> list[_Entry]:
+    """An entry per listed id with all its captions; a listed id without captions is a format error."""
+    without = [v for v in ids if v not in captions]
+    if without:
+        raise BenchmarkFormatError(
+            f"{annotations}: no captions for {len(without)} videos of {listing}, e.g. {without[:_MISSING_SHOWN]}"
+        )
+    return [_Entry(v, (v,), tuple(captions[v])) for v in ids]
+
+
+def _number_pairs(value: Any) -> bool:
+    """Whether ``value`` is a non-empty list of ``[a, b]`` number pairs (DiDeMo times, ActivityNet timestamps)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, int | float) for x in p) for p in value)
+    )
+
+
 # -- MSR-VTT ----------------------------------------------------------------------------------
 
 _MSRVTT_TRAIN = {"train": "MSRVTT_train.9k.csv", "train-7k": "MSRVTT_train.7k.csv"}
@@ -229,14 +250,7 @@ def read_msrvtt(root: Path, split: str) -> list[_Entry]:
         return [_Entry(v, (v,), tuple(texts)) for v, texts in grouped.items()]
     path = root / _MSRVTT_TRAIN[split]
     ids = list(dict.fromkeys(r["video_id"].strip() for r in _read_csv(path, ("video_id",), "the train ids")))
-    captions = _msrvtt_sentences(root)
-    without = [v for v in ids if v not in captions]
-    if without:
-        raise BenchmarkFormatError(
-            f"{root / 'MSRVTT_data.json'}: no sentences for {len(without)} videos of {path.name}, "
-            f"e.g. {without[:_MISSING_SHOWN]}"
-        )
-    return [_Entry(v, (v,), tuple(captions[v])) for v in ids]
+    return _with_captions(ids, _msrvtt_sentences(root), root / "MSRVTT_data.json", path.name)
 
 
 # -- DiDeMo -----------------------------------------------------------------------------------
@@ -244,14 +258,7 @@ def read_msrvtt(root: Path, split: str) -> list[_Entry]:
 
 def _didemo_start(times: Any, path: Path, where: str) -> tuple[float, float]:
     """Mean (start, end) chunk over the annotators: the moment's place in the video, for ordering."""
-    if (
-        not isinstance(times, list)
-        or not times
-        or any(
-            not isinstance(t, list) or len(t) != 2 or not all(isinstance(x, int | float) for x in t)
-            for t in times
-        )
-    ):
+    if not _number_pairs(times):
         raise BenchmarkFormatError(f"{path}: {where}: 'times' must be a list of [start, end] chunk pairs")
     return sum(t[0] for t in times) / len(times), sum(t[1] for t in times) / len(times)
 
@@ -297,10 +304,7 @@ def _activitynet_entry(key: str, item: Any, path: Path) -> _Entry:
     sentences, stamps, duration = item.get("sentences"), item.get("timestamps"), item.get("duration")
     if not isinstance(sentences, list) or not sentences or not isinstance(stamps, list):
         raise BenchmarkFormatError(f"{path}: {key}: needs non-empty 'sentences' and 'timestamps' lists")
-    if len(stamps) != len(sentences) or any(
-        not isinstance(s, list) or len(s) != 2 or not all(isinstance(x, int | float) for x in s)
-        for s in stamps
-    ):
+    if len(stamps) != len(sentences) or not _number_pairs(stamps):
         raise BenchmarkFormatError(f"{path}: {key}: 'timestamps' must hold one [start, end] per sentence")
     if not isinstance(duration, int | float) or duration <= 0:
         raise BenchmarkFormatError(f"{path}: {key}: 'duration' must be a positive number")
@@ -364,13 +368,7 @@ def read_msvd(root: Path, split: str) -> list[_Entry]:
     """Every caption of each video in ``{split}_list.txt`` (multi-caption retrieval)."""
     ids = _read_id_list(root / f"{split}_list.txt", f"MSVD {split} video list")
     path = root / "raw-captions.pkl"
-    captions = load_msvd_captions(path)
-    without = [v for v in ids if v not in captions]
-    if without:
-        raise BenchmarkFormatError(
-            f"{path}: no captions for {len(without)} videos of {split}_list.txt, e.g. {without[:_MISSING_SHOWN]}"
-        )
-    return [_Entry(v, (v,), tuple(captions[v])) for v in ids]
+    return _with_captions(ids, load_msvd_captions(path), path, f"{split}_list.txt")
 
 
 # -- VATEX ------------------------------------------------------------------------------------
@@ -407,12 +405,7 @@ def read_vatex(root: Path, split: str) -> list[_Entry]:
         ids = _read_id_list(
             root / f"{split}_list.txt", f"the VATEX {split} ids (the common 1,500-video split)"
         )
-    without = [v for v in ids if v not in captions]
-    if without:
-        raise BenchmarkFormatError(
-            f"{path}: no captions for {len(without)} videos of {split}_list.txt, e.g. {without[:_MISSING_SHOWN]}"
-        )
-    return [_Entry(v, (v,), captions[v]) for v in ids]
+    return _with_captions(ids, captions, path, f"{split}_list.txt")
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -631,9 +624,8 @@ class BenchmarkTrainDataset(IterableDataset):
         self.num_frames = num_frames
         self.image_size = image_size
         self.tokenizer = tokenizer
-        self.seed, self.rank, self.world_size, self.start_batch = seed, rank, world_size, start_batch
-        if start_batch and cfg.resume == "reseed":
-            self.seed, self.start_batch = hash((seed, start_batch)) & 0x7FFFFFFF, 0
+        self.rank, self.world_size = rank, world_size
+        self.seed, self.start_batch = resumed_stream(seed, start_batch, cfg.resume)
         self.split = load_benchmark(
             cfg.benchmark, cfg.benchmark_root, cfg.benchmark_split, missing=cfg.benchmark_missing
         )
@@ -649,7 +641,7 @@ class BenchmarkTrainDataset(IterableDataset):
             yield from (order[slot::slots] if n >= slots else order)
             epoch += 1
 
-    def sample(self, video_index: int, rng: random.Random) -> tuple[torch.Tensor, str]:
+    def sample(self, video_index: int, rng: random.Random) -> Clip:
         """One training clip: random-offset frames, the configured random crop, one random caption."""
         cfg = self.cfg
         caption = rng.choice(self.captions[video_index])
@@ -664,37 +656,20 @@ class BenchmarkTrainDataset(IterableDataset):
             rng=rng,
             seek_gap_s=cfg.mp4_seek_gap_s,
         )
-        return frames, caption
-
-    def collate(self, clips: list[tuple[torch.Tensor, str, str]]) -> dict[str, Any]:
-        """ClipDataset's batch: subtitle side (empty, invalid) first, then the captions."""
-        ids, mask = self.tokenizer([""] * len(clips) + [caption for _, caption, _ in clips])
-        return {
-            "video": torch.stack([frames for frames, _, _ in clips]),
-            "text_ids": ids,
-            "text_mask": mask,
-            "subtitle_valid": torch.zeros(len(clips), dtype=torch.bool),
-            "caption_valid": torch.ones(len(clips), dtype=torch.bool),
-            "keys": [key for _, _, key in clips],
-            "scales": [self.split.name] * len(clips),
-        }
+        return Clip(frames=frames, subtitle=None, caption=caption, key=video.video_id, scale=self.split.name)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         batch_size = self.cfg.batch_size
         place = stream_slot(self.rank, self.world_size, self.start_batch, batch_size)
-        slot, slots, skip = place.slot, place.slots, place.skip
-        batch: list[tuple[torch.Tensor, str, str]] = []
-        for position, video_index in enumerate(self._video_order(slot, slots)):
-            if position < skip:
-                continue
-            try:
-                frames, caption = self.sample(video_index, seeded_rng("sample", self.seed, slot, position))
-            except Exception as exc:  # a broken file must not stop fine-tuning; it is skipped on resume too
-                log.warning(
-                    "skipping %s: %s: %s", self.split.videos[video_index].path, type(exc).__name__, exc
-                )
-                continue
-            batch.append((frames, caption, self.split.videos[video_index].video_id))
-            if len(batch) == batch_size:
-                yield self.collate(batch)
-                batch = []
+        order = self._video_order(place.slot, place.slots)
+        for clips in clip_batches(
+            order,
+            self.sample,
+            lambda video_index: self.split.videos[video_index].path,
+            seed=self.seed,
+            slot=place.slot,
+            skip=place.skip,
+            batch_size=batch_size,
+            keep_last=False,
+        ):
+            yield collate_clips(clips, self.tokenizer)

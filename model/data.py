@@ -35,11 +35,11 @@ import logging
 import os
 import random
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -54,6 +54,8 @@ from model.frames import decode_jpegs, decode_mp4, draw_crop, segment_indices, s
 from model.text_tower import Tokenizer
 
 log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
 
 FRAME_RE = re.compile(r"^f(\d+)\.jpg$")
 REMOTE_READ_BUFFER = 8 * 1024**2
@@ -157,6 +159,66 @@ def stream_slot(rank: int, world_size: int, start_batch: int, batch_size: int) -
     return StreamSlot(rank * workers + role, world_size * workers, skip)
 
 
+def resumed_stream(seed: int, start_batch: int, resume: str) -> tuple[int, int]:
+    """The ``(seed, start_batch)`` a training stream starts from after ``start_batch`` batches.
+
+    ``replay`` keeps both, so the stream skips what was consumed and continues exactly;
+    ``reseed`` starts a fresh stream at batch 0 instead (see ``DataConfig.resume``).
+    """
+    if start_batch and resume == "reseed":
+        return hash((seed, start_batch)) & 0x7FFFFFFF, 0
+    return seed, start_batch
+
+
+def clip_batches(
+    items: Iterable[Item],
+    decode: Callable[[Item, random.Random], Clip],
+    describe: Callable[[Item], object],
+    *,
+    seed: int,
+    slot: int,
+    skip: int,
+    batch_size: int,
+    keep_last: bool,
+) -> Iterator[list[Clip]]:
+    """Decoded clips of a slot's item stream, ``batch_size`` at a time, for both training datasets.
+
+    Item ``position`` decodes with a generator seeded by ``(seed, slot, position)``, so the
+    first ``skip`` items are passed over without decoding and a resume continues exactly. An
+    item that fails to decode is logged and dropped (also on resume): one broken file must
+    not stop a run; ``describe(item)`` names it in the log.
+    """
+    batch: list[Clip] = []
+    for position, item in enumerate(items):
+        if position < skip:
+            continue
+        try:
+            clip = decode(item, seeded_rng("sample", seed, slot, position))
+        except Exception as exc:
+            log.warning("skipping %s: %s: %s", describe(item), type(exc).__name__, exc)
+            continue
+        batch.append(clip)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch and keep_last:
+        yield batch
+
+
+def collate_clips(clips: list[Clip], tokenizer: Tokenizer) -> dict[str, Any]:
+    """The trainer's batch (see :class:`ClipDataset`): texts tokenised subtitle side first, then caption side."""
+    ids, mask = tokenizer([c.subtitle or "" for c in clips] + [c.caption or "" for c in clips])
+    return {
+        "video": torch.stack([c.frames for c in clips]),
+        "text_ids": ids,
+        "text_mask": mask,
+        "subtitle_valid": torch.tensor([c.subtitle is not None for c in clips]),
+        "caption_valid": torch.tensor([c.caption is not None for c in clips]),
+        "keys": [c.key for c in clips],
+        "scales": [c.scale for c in clips],
+    }
+
+
 def worker_loader(dataset: IterableDataset, cfg: DataConfig, pin_memory: bool) -> DataLoader:
     """A DataLoader whose workers make whole batches (``batch_size=None``), as both training datasets do."""
     workers = cfg.num_workers
@@ -197,13 +259,11 @@ class ClipDataset(IterableDataset):
         self.image_size = image_size
         self.tokenizer = tokenizer
         self.train = train
-        self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.start_batch = start_batch
-        if train and start_batch and cfg.resume == "reseed":
-            # A fresh stream instead of replaying the consumed samples (see DataConfig.resume).
-            self.seed, self.start_batch = hash((seed, start_batch)) & 0x7FFFFFFF, 0
+        self.seed, self.start_batch = (
+            resumed_stream(seed, start_batch, cfg.resume) if train else (seed, start_batch)
+        )
         self.sources = scale_sources(cfg.shards, cfg.split, cfg.scale_weights if train else None)
         self._storage: tuple[int, Storage] | None = None  # (pid, store): see _store
 
@@ -279,9 +339,7 @@ class ClipDataset(IterableDataset):
             while True:
                 yield {"url": shard_rng.choice(own)}
 
-        admitted = (
-            s for s in map(self._admit, self._samples(urls())) if s is not None
-        )
+        admitted = (s for s in map(self._admit, self._samples(urls())) if s is not None)
         bufsize = self.cfg.shuffle_buffer
         rng = seeded_rng("shuffle", self.seed, source.scale, slot)
         return iter(shuffle(bufsize=bufsize, initial=min(100, bufsize), rng=rng)(admitted))
@@ -326,38 +384,25 @@ class ClipDataset(IterableDataset):
         )
 
     def collate(self, clips: list[Clip]) -> dict[str, Any]:
-        texts = [c.subtitle or "" for c in clips] + [c.caption or "" for c in clips]
-        ids, mask = self.tokenizer(texts)
-        return {
-            "video": torch.stack([c.frames for c in clips]),
-            "text_ids": ids,
-            "text_mask": mask,
-            "subtitle_valid": torch.tensor([c.subtitle is not None for c in clips]),
-            "caption_valid": torch.tensor([c.caption is not None for c in clips]),
-            "keys": [c.key for c in clips],
-            "scales": [c.scale for c in clips],
-        }
+        return collate_clips(clips, self.tokenizer)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         batch_size = self.cfg.batch_size
         place = stream_slot(self.rank, self.world_size, self.start_batch, batch_size)
-        slot, slots, skip = place.slot, place.slots, place.skip if self.train else 0
+        slot, slots = place.slot, place.slots
         samples = self._train_samples(slot, slots) if self.train else self._eval_samples(slot, slots)
-        batch: list[Clip] = []
-        for index, sample in enumerate(samples):
-            if index < skip:
-                continue
-            try:
-                clip = self.decode(sample, seeded_rng("sample", self.seed, slot, index))
-            except Exception as exc:  # a broken sample must not stop training
-                log.warning("skipping %s: %s: %s", sample.get("__key__"), type(exc).__name__, exc)
-                continue
-            batch.append(clip)
-            if len(batch) == batch_size:
-                yield self.collate(batch)
-                batch = []
-        if batch and not self.train:
-            yield self.collate(batch)
+        skip = place.skip if self.train else 0
+        for clips in clip_batches(
+            samples,
+            self.decode,
+            lambda sample: sample.get("__key__"),
+            seed=self.seed,
+            slot=slot,
+            skip=skip,
+            batch_size=batch_size,
+            keep_last=not self.train,
+        ):
+            yield self.collate(clips)
 
 
 def build_loader(cfg: DataConfig, *, pin_memory: bool = False, **options: Any) -> DataLoader:
