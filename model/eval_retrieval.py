@@ -45,6 +45,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from curate.storage import Storage
 from model.checkpoint import list_checkpoints, load_checkpoint
 from model.config import SCALES, DataConfig, ModelConfig, load_config
 from model.data import build_loader
@@ -52,9 +53,9 @@ from model.distributed import resolve_device
 from model.metrics import (
     DEFAULT_DSL_TEMPERATURE,
     RetrievalRanks,
+    embedding_ranks,
     format_table,
-    retrieval_ranks,
-    summarize,
+    summarize_ranks,
 )
 from model.text_tower import Tokenizer
 from model.vidla import VidLA, build_model, load_clip, model_tokenizer, normalize_video
@@ -272,18 +273,9 @@ def evaluate(sets: Iterable[EvalSet], dsl: bool, temperature: float) -> tuple[di
         if len(s.video) < 2:
             results[s.name] = {**counts, "skipped": "fewer than 2 videos"}
             continue
-        sim = lambda sl, t=s.text, v=s.video: t[sl] @ v.T  # noqa: E731  (rows on demand; no full matrix)
-        plain, with_dsl = retrieval_ranks(
-            sim, s.text_to_video, n_videos=len(s.video), dsl=dsl, temperature=temperature
-        )
-        result: dict[str, Any] = {**counts, "plain": {"t2v": summarize(plain.t2v), "v2t": summarize(plain.v2t)}}
-        if with_dsl is not None:
-            result["dsl"] = {
-                "t2v": summarize(with_dsl.t2v),
-                "v2t": summarize(with_dsl.v2t),
-                "temperature": temperature,
-            }
-        results[s.name], ranks[s.name] = result, plain
+        plain, with_dsl = embedding_ranks(s.text, s.video, s.text_to_video, dsl=dsl, temperature=temperature)
+        results[s.name] = {**counts, **summarize_ranks(plain, with_dsl, temperature)}
+        ranks[s.name] = plain
     return results, ranks
 
 
@@ -330,10 +322,9 @@ def plot(results: dict[str, Any], ranks: dict[str, RetrievalRanks], path: Path, 
         _bar_r1(axes[2], results)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
+    with Storage(str(path.parent)).open_write(path.name) as out:
+        fig.savefig(out, dpi=110, format="png")
     plt.close(fig)
-    tmp.replace(path)
 
 
 def _bar_r1(ax: Any, results: dict[str, Any]) -> None:
@@ -346,12 +337,6 @@ def _bar_r1(ax: Any, results: dict[str, Any]) -> None:
     ax.set_xticks(np.arange(len(groups)) + width * (len(TEXT_FIELDS) - 1) / 2, groups)
     ax.set(ylabel="text → video R@1 (%)", title="R@1 per scale", ylim=(0, 101))
     ax.legend(fontsize=7)
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
 
 
 # -- command line ---------------------------------------------------------------------------
@@ -433,8 +418,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "encode_seconds": round(encode_s, 2),
         "results": results,
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    write_json(args.output / "metrics.json", payload)
+    Storage(str(args.output)).write_bytes("metrics.json", (json.dumps(payload, indent=2) + "\n").encode())
     title = f"{loaded.source} · {dataset.get('name', dataset['root'])} {args.split} · {frames} frames"
     if ranks:
         plot(results, ranks, args.output / "retrieval.png", title)

@@ -282,7 +282,8 @@ def retrieval_ranks(
     )
 
 
-def _result(plain: RetrievalRanks, dsl_ranks: RetrievalRanks | None, temperature: float) -> dict[str, Any]:
+def summarize_ranks(plain: RetrievalRanks, dsl_ranks: RetrievalRanks | None, temperature: float) -> dict[str, Any]:
+    """:func:`retrieval_metrics`' result from ranks already computed (plain, and DSL or ``None``)."""
     out: dict[str, Any] = {"plain": _summary(plain)}
     if dsl_ranks is not None:
         out["dsl"] = {**_summary(dsl_ranks), "temperature": temperature}
@@ -308,7 +309,29 @@ def retrieval_metrics(
     plain, dsl_ranks = retrieval_ranks(
         sim, text_to_video, n_videos=n_videos, dsl=dsl, chunk=chunk, temperature=temperature
     )
-    return _result(plain, dsl_ranks, temperature)
+    return summarize_ranks(plain, dsl_ranks, temperature)
+
+
+def embedding_ranks(
+    text_emb: Any,
+    video_emb: Any,
+    text_to_video: Any,
+    *,
+    dsl: bool = False,
+    chunk: int = 1024,
+    temperature: float = DEFAULT_DSL_TEMPERATURE,
+) -> tuple[RetrievalRanks, RetrievalRanks | None]:
+    """:func:`retrieval_ranks` with dot-product similarities built ``chunk`` rows at a time from
+    ``text_emb [n_texts, d]`` and ``video_emb [n_videos, d]`` (normalise them first for cosine
+    similarity); the ``n_texts x n_videos`` matrix is never materialised."""
+    t = _to_numpy(text_emb)
+    v = _to_numpy(video_emb)
+    if t.ndim != 2 or v.ndim != 2 or t.shape[1] != v.shape[1]:
+        raise ValueError(f"embeddings must be [n, d] with the same d, got {t.shape} and {v.shape}")
+    dtype = np.result_type(t.dtype, v.dtype)
+    t, vt = t.astype(dtype, copy=False), v.astype(dtype, copy=False).T
+    labels = _labels(text_to_video, t.shape[0], v.shape[0])
+    return _ranks_chunked(lambda sl: t[sl] @ vt, labels, v.shape[0], dsl=dsl, chunk=chunk, temperature=temperature)
 
 
 def retrieval_metrics_from_embeddings(
@@ -320,20 +343,11 @@ def retrieval_metrics_from_embeddings(
     chunk: int = 1024,
     temperature: float = DEFAULT_DSL_TEMPERATURE,
 ) -> dict[str, Any]:
-    """:func:`retrieval_metrics` with dot-product similarities built ``chunk`` rows at a time
-    from ``text_emb [n_texts, d]`` and ``video_emb [n_videos, d]`` (normalise them first for
-    cosine similarity); the ``n_texts x n_videos`` matrix is never materialised."""
-    t = _to_numpy(text_emb)
-    v = _to_numpy(video_emb)
-    if t.ndim != 2 or v.ndim != 2 or t.shape[1] != v.shape[1]:
-        raise ValueError(f"embeddings must be [n, d] with the same d, got {t.shape} and {v.shape}")
-    dtype = np.result_type(t.dtype, v.dtype)
-    t, vt = t.astype(dtype, copy=False), v.astype(dtype, copy=False).T
-    labels = _labels(text_to_video, t.shape[0], v.shape[0])
-    plain, dsl_ranks = _ranks_chunked(
-        lambda sl: t[sl] @ vt, labels, v.shape[0], dsl=dsl, chunk=chunk, temperature=temperature
+    """:func:`retrieval_metrics` from embeddings, through :func:`embedding_ranks` (no full matrix)."""
+    plain, dsl_ranks = embedding_ranks(
+        text_emb, video_emb, text_to_video, dsl=dsl, chunk=chunk, temperature=temperature
     )
-    return _result(plain, dsl_ranks, temperature)
+    return summarize_ranks(plain, dsl_ranks, temperature)
 
 
 def dual_softmax(sim: Any, temperature: float = DEFAULT_DSL_TEMPERATURE) -> tuple[np.ndarray, np.ndarray]:
