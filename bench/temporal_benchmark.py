@@ -48,7 +48,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -60,12 +60,14 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.config import SCALES, ModelConfig  # noqa: E402
+from model.data import Clip, collate_clips  # noqa: E402
 from model.loss import VidLALoss  # noqa: E402
 from model.metrics import retrieval_ranks  # noqa: E402
 from model.schedule import warmup_cosine  # noqa: E402
 from model.temporal_events import (  # noqa: E402
     Batch,
     eval_gallery,
+    event_set,
     image_batch,
     order_sensitive,
     orders_in_gallery,
@@ -123,10 +125,9 @@ def model_config(arch: str, budget: Budget) -> ModelConfig:
 
 def pretrain_clip(clip: nn.Module, budget: Budget, seed: int, tokenizer: Tokenizer) -> None:
     """Stage 1: image-text training of the ``transformers`` CLIP in place (the checkpoint stand-in)."""
-    optimizer = torch.optim.AdamW(param_groups(clip, budget.weight_decay), lr=budget.lr)
-    warmup = min(budget.warmup, budget.pretrain_steps)
-    scheduler = warmup_cosine(
-        optimizer, lr=budget.lr, min_lr=budget.min_lr, warmup_steps=warmup, total_steps=budget.pretrain_steps
+    scale_max = model_config("vidla", budget).logit_scale_max
+    learner = Learner.create(
+        clip, lambda: clip.logit_scale.clamp_(0.0, scale_max), budget, budget.pretrain_steps
     )
     clip.train()
     for step in range(budget.pretrain_steps):
@@ -134,13 +135,7 @@ def pretrain_clip(clip: nn.Module, budget: Budget, seed: int, tokenizer: Tokeniz
         ids, mask = tokenizer(captions)
         pixels = normalize_video(torch.from_numpy(images)[:, None])[:, 0]
         loss = clip(input_ids=ids, attention_mask=mask, pixel_values=pixels, return_loss=True).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(clip.parameters(), budget.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        with torch.no_grad():
-            clip.logit_scale.clamp_(0.0, model_config("vidla", budget).logit_scale_max)
+        learner.step(loss, budget.grad_clip)
 
 
 def build_pair(seed: int, budget: Budget) -> dict[str, VidLA]:
@@ -168,64 +163,73 @@ def check_same_clip(vidla: VidLA, meanpool: VidLA) -> None:
 
 @dataclass
 class Learner:
-    """One model with its optimiser and schedule (the trainer's AdamW groups and warm-up + cosine)."""
+    """A module with the trainer's AdamW groups and warm-up + cosine schedule, stepped as ``model.train`` steps."""
 
-    model: VidLA
+    model: nn.Module
+    clamp: Callable[[], Any]  # keeps the temperature in range after each step
     optimizer: torch.optim.Optimizer
     scheduler: Any
     seconds: float = 0.0
 
     @classmethod
-    def create(cls, model: VidLA, budget: Budget) -> Learner:
+    def create(cls, model: nn.Module, clamp: Callable[[], Any], budget: Budget, total_steps: int) -> Learner:
         optimizer = torch.optim.AdamW(param_groups(model, budget.weight_decay), lr=budget.lr)
         scheduler = warmup_cosine(
             optimizer,
             lr=budget.lr,
             min_lr=budget.min_lr,
-            warmup_steps=budget.warmup,
-            total_steps=budget.steps,
+            warmup_steps=min(budget.warmup, total_steps),
+            total_steps=total_steps,
         )
-        return cls(model, optimizer, scheduler)
+        return cls(model, clamp, optimizer, scheduler)
 
-    def step(self, inputs: dict[str, torch.Tensor], loss_fn: VidLALoss, clip_norm: float) -> float:
-        """One optimiser step as ``model.train`` takes it; returns the loss."""
-        start = time.perf_counter()
-        self.model.train()
-        loss = loss_fn(self.model(**inputs)).loss
+    def step(self, loss: torch.Tensor, clip_norm: float) -> float:
+        """One optimiser step on ``loss``; returns it."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip_norm)
         self.optimizer.step()
         self.scheduler.step()
-        self.model.clamp_logit_scale()
-        self.seconds += time.perf_counter() - start
+        with torch.no_grad():
+            self.clamp()
         return float(loss.detach())
 
 
 def model_inputs(batch: Batch, tokenizer: Tokenizer) -> dict[str, torch.Tensor]:
-    """A batch as ``VidLA.forward`` takes it from the loader: captions on the caption side, no subtitles."""
-    n = len(batch.captions)
-    ids, mask = tokenizer([""] * n + batch.captions)
-    return {
-        "video": normalize_video(torch.from_numpy(batch.video)),
-        "text_ids": ids,
-        "text_mask": mask,
-        "subtitle_valid": torch.zeros(n, dtype=torch.bool),
-        "caption_valid": torch.ones(n, dtype=torch.bool),
-    }
+    """A batch as ``VidLA.forward`` takes it from the loader (:func:`model.data.collate_clips`): captions
+    on the caption side, no subtitles."""
+    clips = [
+        Clip(torch.from_numpy(video), None, caption, str(i), length)
+        for i, (video, caption, length) in enumerate(
+            zip(batch.video, batch.captions, batch.lengths, strict=True)
+        )
+    ]
+    collated = collate_clips(clips, tokenizer)
+    texts = {k: collated[k] for k in ("text_ids", "text_mask", "subtitle_valid", "caption_valid")}
+    return {"video": normalize_video(collated["video"]), **texts}
 
 
 def train_pair(models: dict[str, VidLA], budget: Budget, seed: int, log_every: int = 100) -> dict[str, float]:
     """Train both models in lockstep on the same batches; returns each one's training seconds."""
     tokenizer = model_tokenizer(model_config("vidla", budget))
-    learners = {arch: Learner.create(m, budget) for arch, m in models.items()}
+    learners = {
+        arch: Learner.create(m, m.clamp_logit_scale, budget, budget.steps) for arch, m in models.items()
+    }
     loss_fn = VidLALoss()
-    for step in range(budget.steps):
-        batch = train_batch(seed, step, budget.batch, budget.frames, budget.size)
+
+    def step(arch: str, inputs: dict[str, torch.Tensor]) -> float:
+        start = time.perf_counter()
+        models[arch].train()
+        loss = learners[arch].step(loss_fn(models[arch](**inputs)).loss, budget.grad_clip)
+        learners[arch].seconds += time.perf_counter() - start
+        return loss
+
+    for step_index in range(budget.steps):
+        batch = train_batch(seed, step_index, budget.batch, budget.frames, budget.size)
         inputs = model_inputs(batch, tokenizer)
-        losses = {arch: learner.step(inputs, loss_fn, budget.grad_clip) for arch, learner in learners.items()}
-        if (step + 1) % log_every == 0 or step + 1 == budget.steps:
-            print(f"  seed {seed} step {step + 1}: " + " ".join(f"{a} {v:.3f}" for a, v in losses.items()),
+        losses = {arch: step(arch, inputs) for arch in models}
+        if (step_index + 1) % log_every == 0 or step_index + 1 == budget.steps:
+            print(f"  seed {seed} step {step_index + 1}: " + " ".join(f"{a} {v:.3f}" for a, v in losses.items()),
                   flush=True)  # fmt: skip
     return {arch: learner.seconds for arch, learner in learners.items()}
 
@@ -244,7 +248,7 @@ def similarities(model: VidLA, gallery: Batch, tokenizer: Tokenizer, chunk: int 
 
 def order_pick(sim: np.ndarray, gallery: Batch) -> np.ndarray:
     """Per query: whether its clip scores strictly above every other order of its events (ties against)."""
-    sets = [tuple(sorted(s)) for s in gallery.sequences]
+    sets = [event_set(s) for s in gallery.sequences]
     out = np.zeros(len(sets), dtype=bool)
     for q, key in enumerate(sets):
         rivals = [j for j, other in enumerate(sets) if other == key and j != q]

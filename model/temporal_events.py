@@ -45,6 +45,7 @@ disk: the benchmark feeds the real model and loss in memory (its docstring says 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 from itertools import permutations
 
@@ -337,9 +338,7 @@ def eval_gallery(seed: int, groups: int, frames: int, size: int) -> Batch:
 
 def orders_in_gallery(sequences: list[tuple[Identity, ...]]) -> np.ndarray:
     """Per gallery clip, how many gallery clips show its events (itself included): ``m`` of the docstring."""
-    counts: dict[tuple[Identity, ...], int] = {}
-    for s in sequences:
-        counts[event_set(s)] = counts.get(event_set(s), 0) + 1
+    counts = Counter(map(event_set, sequences))
     return np.array([counts[event_set(s)] for s in sequences])
 
 
