@@ -27,7 +27,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from curate.storage import redacted
+from curate.storage import filesystem, is_uri, redacted
 
 Status = Literal["pending", "skipped", "failed"]
 
@@ -339,16 +339,11 @@ def _classify(
     return SourceRow(url, video_id, "pending", None, None, row)
 
 
-def is_uri(path: str | Path) -> bool:
-    """Whether a source list names a filesystem URI (``s3://bucket/urls.parquet``) rather than a local path."""
-    return isinstance(path, str) and "://" in path
-
-
 def source_list_exists(path: str | Path) -> bool:
     """Whether the source list is there: a local file, or an object/file behind a URI."""
     if not is_uri(path):
         return Path(path).is_file()
-    fs, inner = pafs.FileSystem.from_uri(str(path))
+    fs, inner = filesystem(str(path))
     return fs.get_file_info(inner).type == pafs.FileType.File
 
 
@@ -359,7 +354,7 @@ def _read_remote_pairs(uri: str) -> list[tuple[str | None, str | None]]:
     the dataset, and reading it once on the driver keeps one code path for every format.
     Messages name the URI, not the temporary copy.
     """
-    fs, inner = pafs.FileSystem.from_uri(uri)
+    fs, inner = filesystem(uri)
     suffix = PurePosixPath(inner).suffix
     with tempfile.TemporaryDirectory(prefix="sources-") as tmp:
         local = Path(tmp) / f"sources{suffix}"

@@ -49,8 +49,14 @@ def redacted(uri: str) -> str:
     return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1***@", uri)
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" not in uri:
+def is_uri(location: str | Path) -> bool:
+    """Whether ``location`` is a filesystem URI (``s3://bucket/prefix``) rather than a local path."""
+    return "://" in str(location)
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem behind a local path or a URI, and the path inside it (pyarrow's, else fsspec's)."""
+    if not is_uri(uri):
         return pafs.LocalFileSystem(), str(Path(uri).resolve())
     try:
         return pafs.FileSystem.from_uri(uri)
@@ -66,7 +72,7 @@ class Storage:
 
     def __init__(self, root: str | Path):
         self.uri = str(root)
-        self.fs, self.base = _filesystem(self.uri)
+        self.fs, self.base = filesystem(self.uri)
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
         self.object_store = self.fs.type_name in OBJECT_STORES
 

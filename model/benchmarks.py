@@ -50,13 +50,13 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import av
 import torch
 from torch.utils.data import Dataset, IterableDataset
 
-from model.config import BENCHMARK_NAMES, DataConfig
+from model.config import BENCHMARK_NAMES, DataConfig, MissingVideos
 from model.data import Clip, clip_batches, collate_clips, resumed_stream, seeded_rng, stream_slot
 from model.frames import Crop, decode_mp4, draw_crop, segment_times
 from model.text_tower import Tokenizer
@@ -74,9 +74,6 @@ DIDEMO_ANNOTATED_S = 30.0
 
 #: How many missing video names an error message lists.
 _MISSING_SHOWN = 5
-
-MissingPolicy = Literal["error", "skip"]
-
 
 class BenchmarkFormatError(ValueError):
     """An annotation file that is not in its benchmark's format; the message names the file."""
@@ -470,7 +467,7 @@ def video_index(root: Path, release_dirs: tuple[str, ...]) -> dict[str, Path]:
 
 
 def _resolve(
-    bench: Benchmark, root: Path, split: str, entries: list[_Entry], missing: MissingPolicy
+    bench: Benchmark, root: Path, split: str, entries: list[_Entry], missing: MissingVideos
 ) -> tuple[list[tuple[_Entry, Path]], list[str]]:
     index = video_index(root, bench.video_dirs)
     found, absent = [], []
@@ -496,7 +493,7 @@ def _resolve(
 
 
 def load_benchmark(
-    name: str, root: str | Path, split: str = "test", *, missing: MissingPolicy = "error"
+    name: str, root: str | Path, split: str = "test", *, missing: MissingVideos = "error"
 ) -> RetrievalSplit:
     """Read split ``split`` of benchmark ``name`` from its local copy at ``root``.
 

@@ -11,7 +11,7 @@ random model on CPU.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,7 +19,10 @@ from curate.config import config_data
 
 SCALES: tuple[str, ...] = ("short", "medium", "long")
 #: The retrieval benchmarks :mod:`model.benchmarks` reads (fine-tuning: ``data.benchmark``).
-BENCHMARK_NAMES: tuple[str, ...] = ("msrvtt", "didemo", "activitynet", "msvd", "vatex")
+BenchmarkName = Literal["msrvtt", "didemo", "activitynet", "msvd", "vatex"]
+BENCHMARK_NAMES: tuple[str, ...] = get_args(BenchmarkName)
+#: What a benchmark video without a local file does: stop the run, or be skipped and recorded.
+MissingVideos = Literal["error", "skip"]
 
 
 class _Section(BaseModel):
@@ -142,7 +145,7 @@ class DataConfig(_Section):
         ge=0,
         description="Seek instead of decoding forward when the next frame is further ahead than this.",
     )
-    benchmark: Literal["msrvtt", "didemo", "activitynet", "msvd", "vatex"] | None = Field(
+    benchmark: BenchmarkName | None = Field(
         None,
         description="Fine-tune on this retrieval benchmark's split (model.benchmarks) instead of the shards.",
     )
@@ -150,7 +153,7 @@ class DataConfig(_Section):
         None, description="The benchmark's local copy: annotation files and videos (docs/benchmarks.md)."
     )
     benchmark_split: str = Field("train", description="The benchmark split to fine-tune on.")
-    benchmark_missing: Literal["error", "skip"] = Field(
+    benchmark_missing: MissingVideos = Field(
         "error",
         description="A split video without a file: 'error', or 'skip' it (logged; e.g. dead YouTube links).",
     )

@@ -48,7 +48,7 @@ from webdataset.handlers import warn_and_continue
 from webdataset.tariterators import group_by_keys, tar_file_expander, tarfile_samples
 
 from curate.shards import committed_shards, shard_name
-from curate.storage import Storage, redacted
+from curate.storage import Storage, is_uri, redacted
 from model.config import SCALES, DataConfig
 from model.frames import decode_jpegs, decode_mp4, draw_crop, segment_indices, segment_times
 from model.text_tower import Tokenizer
@@ -62,11 +62,6 @@ REMOTE_READ_BUFFER = 8 * 1024**2
 """Read-ahead of a remote tar stream: without it each of tarfile's small reads is one ranged GET."""
 INDEX_READERS = 16
 """Shard indexes read concurrently (on object storage each read is a few round trips)."""
-
-
-def is_remote(root: str | Path) -> bool:
-    """Whether ``root`` is a filesystem URI (``s3://...``) rather than a local path."""
-    return "://" in str(root)
 
 
 def split_shards(storage: Storage, scale: str, split: str) -> list[str]:
@@ -296,7 +291,7 @@ class ClipDataset(IterableDataset):
     def _samples(self, urls: Iterable[dict[str, str]]) -> Iterator[dict[str, Any]]:
         """The raw samples of the shards named by ``urls``, in order: local tars through webdataset's
         opener, as always; shards of a URI root through the filesystem."""
-        if not is_remote(self.cfg.shards):
+        if not is_uri(self.cfg.shards):
             return tarfile_samples(urls, handler=warn_and_continue)
         files = tar_file_expander(self._open_remote(urls), handler=warn_and_continue)
         return group_by_keys(files, handler=warn_and_continue)

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from curate.storage import Storage
 from model.checkpoint import list_checkpoints, load_checkpoint
-from model.config import SCALES, DataConfig, ModelConfig, load_config
+from model.config import SCALES, DataConfig, MissingVideos, ModelConfig, load_config
 from model.data import build_loader
 from model.distributed import resolve_device
 from model.metrics import (
@@ -356,7 +356,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
     p.add_argument(
         "--missing-videos",
-        choices=("error", "skip"),
+        choices=get_args(MissingVideos),
         default="error",
         help="a benchmark video without a local file: stop (default; the standard test sets are fixed-size), "
         "or skip it and record it in metrics.json (e.g. DiDeMo's dead links)",

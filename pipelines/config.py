@@ -26,6 +26,14 @@ class StageResources(_Section):
     batch_size: int | None = Field(None, ge=1, description="Videos per call, for batched (GPU) stages.")
     memory_bytes: int | None = Field(None, ge=1, description="Memory Ray reserves per task, to bound packing.")
 
+    @property
+    def pool_bounds(self) -> tuple[int, int]:
+        """(fewest, most) tasks or actors at once; an unset concurrency counts as one (an actor pool's size)."""
+        if isinstance(self.concurrency, tuple):
+            return self.concurrency
+        size = self.concurrency or 1
+        return size, size
+
     def ray_args(self, actors: bool = False) -> dict[str, Any]:
         """Keyword arguments for ``Dataset.map``/``map_batches``: tasks for functions, an actor pool for classes."""
         from ray.data import ActorPoolStrategy, TaskPoolStrategy
@@ -36,11 +44,10 @@ class StageResources(_Section):
         if self.memory_bytes:
             args["memory"] = self.memory_bytes
         if actors:
-            low, high = self.concurrency if isinstance(self.concurrency, tuple) else (self.concurrency or 1,) * 2
+            low, high = self.pool_bounds
             args["compute"] = ActorPoolStrategy(min_size=low, max_size=high)
         elif self.concurrency is not None:
-            size = self.concurrency[1] if isinstance(self.concurrency, tuple) else self.concurrency
-            args["compute"] = TaskPoolStrategy(size=size)
+            args["compute"] = TaskPoolStrategy(size=self.pool_bounds[1])
         return args
 
 

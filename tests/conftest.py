@@ -10,16 +10,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
+from dataset_checks import shard_keys
 
 from curate.demo.corpus import build_corpus
 from curate.demo.server import serve_directory
+from curate.storage import Storage
 
 
 def _corpus_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -60,13 +60,9 @@ def _kill_then_rerun(cmd: list[str], out: Path, env: dict[str, str] | None = Non
 
 def _dataset_keys(out: Path) -> tuple[list[str], list[str], list[Path]]:
     """(keys in the shard indexes, keys in the tars, leftover temporary files) of a dataset."""
-    indexed = sorted(k for p in out.glob("shards/*/shard-*.parquet") for k in pq.read_table(p)["key"].to_pylist())
-    in_tars = []
-    for tar_path in out.glob("shards/*/shard-*.tar"):
-        with tarfile.open(tar_path) as tar:
-            in_tars += [n.rsplit(".", 1)[0] for n in tar.getnames() if n.endswith(".json")]
+    indexed, in_tars = shard_keys(Storage(str(out)))
     leftovers = [p for p in out.rglob("*") if p.name.startswith(".") and p.is_file()]
-    return indexed, sorted(in_tars), leftovers
+    return indexed, in_tars, leftovers
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dataset_checks import read_tar_samples, shard_keys
 from s3_server import S3Server, moto_s3
-from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from curate.demo.server import write_source_list
 from curate.plan import SCALES
@@ -111,24 +111,6 @@ def run(cmd: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-def shard_keys(storage: Storage) -> tuple[list[str], list[str]]:
-    """(keys in the committed shard indexes, keys of the samples read from the tars with webdataset)."""
-    indexed, in_tars = [], []
-    for scale in SCALES:
-        names = storage.list(f"shards/{scale}")
-        for name in (n for n in names if n.endswith(".parquet")):
-            rel = f"shards/{scale}/{name}"
-            indexed += storage.read_parquet(rel, ["key"])["key"].to_pylist()
-            in_tars += [s["__key__"] for s in read_samples(storage, rel.replace(".parquet", ".tar"))]
-    return sorted(indexed), sorted(in_tars)
-
-
-def read_samples(storage: Storage, rel: str) -> list[dict[str, Any]]:
-    """The samples of one tar, streamed from the bucket through pyarrow's S3 filesystem into webdataset."""
-    stream = storage.fs.open_input_stream(storage.path(rel), buffer_size=8 * 1024**2)  # else one GET per read
-    return list(group_by_keys(tar_file_expander([{"url": rel, "stream": stream}])))
-
-
 def stray_objects(s3: S3Server, prefix: str) -> list[str]:
     """Objects that are neither dataset files nor the directory markers Arrow leaves on deletes."""
     rels = [k[len(prefix) + 1 :] for k in s3.keys(BUCKET, prefix + "/")]
@@ -188,7 +170,7 @@ def test_the_dataset_is_complete_and_readable_in_the_bucket(built, s3, sources):
 def test_samples_stream_from_the_bucket_with_every_member(built, s3):
     storage = Storage(s3.uri(BUCKET, built["prefix"]))
     first = next(n for n in storage.list("shards/medium") if n.endswith(".tar"))
-    for sample in read_samples(storage, f"shards/medium/{first}"):
+    for sample in read_tar_samples(storage, f"shards/medium/{first}"):
         record = json.loads(sample["json"])
         assert record["key"] == sample["__key__"] and record["scale"] == "medium"
         assert sample["mp4"][4:8] == b"ftyp" and sample["f00.jpg"][:2] == b"\xff\xd8"
