@@ -33,6 +33,8 @@ class MediaInfo:
     start_time: float
     keyframes: tuple[float, ...]
     """Keyframe times in seconds from the video stream's start (first is 0.0)."""
+    seek_offset: float = 0.0
+    """The video stream's start minus the container's: ffmpeg's ``-ss`` counts from the container's start."""
 
     @property
     def median_keyframe_interval(self) -> float:
@@ -116,6 +118,7 @@ def probe(path: Path, timeout_s: float = 120.0) -> MediaInfo:
         audio_codec=audio.get("codec_name") if audio else None,
         start_time=start_time,
         keyframes=keyframes or (0.0,),
+        seek_offset=max(0.0, start_time - _fraction(data.get("format", {}).get("start_time"))),
     )
 
 
