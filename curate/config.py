@@ -87,9 +87,12 @@ class PlanConfig(_Section):
     medium: ScaleConfig = ScaleConfig(min_s=20, max_s=45, target_s=30)
     long: ScaleConfig = ScaleConfig(min_s=45, max_s=120, target_s=60)
     max_silence_s: float = Field(10.0, ge=0, description="A pause in speech longer than this ends clips at every scale.")
-    cut_snap_s: float = Field(1.0, ge=0, description="A boundary this close to a shot cut moves onto the cut.")
-    min_cut_distance_s: float = Field(0.5, ge=0, description="No boundary may sit closer than this to a cut without being on it.")
-    max_keyframe_drift_s: float = Field(2.5, ge=0, description="auto cut mode re-encodes a source whose keyframes are sparser than this.")
+    cut_snap_s: float = Field(
+        1.0, ge=0, description="A boundary this close to a shot cut moves onto the cut: no clip opens or closes on a sliver of another shot."
+    )
+    keyframe_snap_frames: int = Field(
+        2, ge=0, description="A boundary this many frames or fewer from a keyframe moves onto it (the clip then stores no pre-roll)."
+    )
 
 
 class CutConfig(_Section):
@@ -97,9 +100,10 @@ class CutConfig(_Section):
 
     mode: Literal["auto", "copy", "reencode"] = Field(
         "auto",
-        description="copy: boundaries on the source's keyframes, every clip a stream copy. reencode: the decode pass also "
-        "writes one low-resolution short-GOP H.264 intermediate, clips are stream copies of it. auto: copy unless the "
-        "source's keyframes are too sparse.",
+        description="copy: every clip a stream copy of the source with an MP4 edit list, exact to the frame at any GOP "
+        "(readers must honour edit lists: docs/dataset-format.md). reencode: the decode pass also writes one "
+        "low-resolution short-GOP H.264 intermediate and clips are stream copies of it (small self-contained clips). "
+        "auto: copy unless the source's codec can't be stored in MP4.",
     )
     short_side: int = Field(360, ge=64, description="reencode: short side of the intermediate.")
     fps: float | None = Field(None, gt=0, description="reencode: output frame rate; None keeps the source's.")

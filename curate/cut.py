@@ -1,26 +1,37 @@
-"""Cutting planned clips out of a file by stream copy.
+"""Cutting planned clips out of a file by stream copy, exact to the frame at any GOP.
 
-Every boundary of the plan is a keyframe of the file being cut (see :mod:`curate.plan`),
-so a clip is a plain copy of packets: no decode, no encode, exact duration. All the
-clips of one scale are written by one ffmpeg run of the segment muxer (clips within a
-scale never overlap), which reads the file once and avoids a process start per clip;
-the segment list it writes gives each piece's real start and end, which are checked
-against the plan.
+A clip that starts between keyframes is a stream copy from the keyframe before its start,
+with an MP4 edit list that hides the pre-roll (``ffmpeg -ss START -t LEN -i src -c copy``):
+edit-list-aware readers (ffmpeg, PyAV, browsers; see docs/dataset-format.md) present exactly
+the frames from START on, bit-identical to the source's own decode. ffmpeg stops copying on
+decode timestamps, so with B-frames a few frames past the end are stored too; the edit's
+duration is then set to the planned length (:mod:`curate.editlist`), which hides them the
+same way. Nothing is decoded or encoded.
+
+Clips of every scale are written by as few ffmpeg processes as possible: one process takes
+up to ``MAX_OUTPUTS_PER_PROCESS`` seeked inputs of the same file, each mapped to its own
+output, so a video's 40 clips cost one process start, not 40.
 """
 
 from __future__ import annotations
 
-import csv
+import math
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from curate.editlist import EditListError, trim_presentation
 from curate.errors import permanent, transient
+from curate.probe import MediaInfo
 
 FFMPEG = "ffmpeg"
-DURATION_TOLERANCE_S = 0.1
+MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video", "mpeg1video", "mjpeg"})
+"""Video codecs ffmpeg's MP4 muxer stores by stream copy, edit lists included."""
+MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "opus", "ac3", "eac3", "alac", "flac"})
+"""Audio a clip keeps by stream copy; other audio (e.g. Vorbis from old WebM) is left out of the clips."""
+MAX_OUTPUTS_PER_PROCESS = 24
+"""Seeked inputs per ffmpeg run: each is a demuxer with its own index in memory."""
 
 
 @dataclass(frozen=True)
@@ -28,85 +39,76 @@ class CutClip:
     path: Path
     start: float
     end: float
-    """Planned start and the end implied by the duration ffmpeg reported."""
+    """Planned start, and the end the edit list presents (the planned end, to the millisecond)."""
+    preroll_s: float
+    """Seconds stored before ``start`` (from the keyframe the copy starts on) and hidden by the edit list."""
 
 
-def split_points(spans: Sequence[tuple[float, float]]) -> list[float]:
-    """Every clip start and end after 0, ascending: piece ``i`` of the muxer spans points i-1..i."""
-    return sorted({round(t, 6) for span in spans for t in span if t > 1e-6})
+def seek_time(t: float, media: MediaInfo) -> str:
+    """``-ss`` for a clip starting at video time ``t``: floored to the microsecond, so the frame at ``t`` is kept."""
+    return f"{math.floor((t + media.seek_offset) * 1e6) / 1e6:.6f}"
 
 
-def segment_times(points: Sequence[float], fps: float) -> list[float]:
-    """The points nudged just below their keyframes for the segment muxer.
+def preroll(start: float, keyframes: Sequence[float], fps: float) -> float:
+    """Seconds from the last keyframe at or before ``start`` (within half a frame) to ``start``."""
+    eps = 0.5 / fps
+    before = [k for k in keyframes if k <= start + eps]
+    return max(0.0, start - before[-1]) if before else start
 
-    The muxer splits at the first keyframe at or after each time; a nudge of a fraction of a
-    frame makes float rounding of the keyframe's timestamp harmless.
-    """
-    nudge = min(0.001, 0.25 / fps)
-    return [max(0.0, t - nudge) for t in points]
+
+def keeps_audio(media: MediaInfo) -> bool:
+    """Whether clips carry the source's audio (MP4 must be able to hold its codec)."""
+    return media.has_audio and media.audio_codec in MP4_AUDIO_CODECS
+
+
+def build_command(source: Path, spans: Sequence[tuple[float, float]], outs: Sequence[Path], media: MediaInfo) -> list[str]:
+    """One ffmpeg run: input i is the source seeked to span i, mapped to output i (argument list, no shell)."""
+    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    for start, end in spans:
+        # -t counts decode timestamps: every frame shown before `end` is copied, plus the few
+        # frames after it they may reference; the edit list trims those afterwards.
+        cmd += ["-ss", seek_time(start, media), "-t", f"{end - start:.6f}", "-i", str(source)]
+    for i, out in enumerate(outs):
+        cmd += ["-map", f"{i}:v:0"] + (["-map", f"{i}:a:0?"] if keeps_audio(media) else [])
+        cmd += ["-c", "copy", "-use_editlist", "1", "-movflags", "+faststart", "-f", "mp4", str(out)]
+    return cmd
 
 
 def cut_clips(
     source: Path,
     spans: Sequence[tuple[float, float]],
     out_paths: Sequence[Path],
-    fps: float,
-    has_audio: bool,
+    media: MediaInfo,
     time_limit_s: float,
 ) -> list[CutClip]:
-    """Write ``spans`` (non-overlapping, ascending, on keyframes) of ``source`` to ``out_paths``."""
-    if not spans:
-        return []
+    """Write each (start, end) span of ``source`` to its path; spans may overlap (scales nest)."""
     if len(spans) != len(out_paths):
         raise ValueError("one output path per span")
-    out_dir = out_paths[0].parent
-    with tempfile.TemporaryDirectory(prefix=".segments-", dir=out_dir) as tmp:
-        points = split_points(spans)
-        pieces = _run_segment_muxer(source, segment_times(points, fps), Path(tmp), has_audio, time_limit_s)
-        index = {t: i + 1 for i, t in enumerate(points)}
-        return [
-            _take_piece(pieces, index.get(round(span[0], 6), 0), span, path)
-            for span, path in zip(spans, out_paths, strict=True)
-        ]
+    clips: list[CutClip] = []
+    for lo in range(0, len(spans), MAX_OUTPUTS_PER_PROCESS):
+        batch, outs = spans[lo : lo + MAX_OUTPUTS_PER_PROCESS], out_paths[lo : lo + MAX_OUTPUTS_PER_PROCESS]
+        _run(build_command(source, batch, outs, media), time_limit_s)
+        clips += [_trim(out, span, media) for span, out in zip(batch, outs, strict=True)]
+    return clips
 
 
-def _run_segment_muxer(
-    source: Path, times: list[float], tmp: Path, has_audio: bool, time_limit_s: float
-) -> list[tuple[Path, float, float]]:
-    listing = tmp / "segments.csv"
-    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source)]
-    cmd += ["-map", "0:v:0"] + (["-map", "0:a:0"] if has_audio else [])
-    cmd += ["-c", "copy", "-f", "segment", "-segment_format", "mp4"]
-    cmd += ["-segment_format_options", "movflags=+faststart", "-reset_timestamps", "1"]
-    if times:
-        cmd += ["-segment_times", ",".join(f"{t:.6f}" for t in times)]
-    else:
-        cmd += ["-segment_time", "1e9"]
-    cmd += ["-segment_list", str(listing), "-segment_list_type", "csv", str(tmp / "%06d.mp4")]
+def _run(cmd: list[str], time_limit_s: float) -> None:
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=time_limit_s, check=False)
     except subprocess.TimeoutExpired as exc:
         raise transient("time_limit", f"cutting exceeded {time_limit_s:.0f} s") from exc
     if done.returncode != 0:
         raise permanent("cut_failed", f"ffmpeg could not cut the video: {done.stderr.strip()[-300:]}")
-    with listing.open(newline="") as f:
-        return [(tmp / row[0], float(row[1]), float(row[2])) for row in csv.reader(f) if row]
 
 
-def _take_piece(pieces: list[tuple[Path, float, float]], i: int, span: tuple[float, float], dest: Path) -> CutClip:
-    """Move piece ``i`` to ``dest`` after checking that it lasts as long as planned.
-
-    The segment list's times can carry a constant offset (the container's edit list for
-    B-frame delay), so the check is on the duration, not on absolute times.
-    """
+def _trim(out: Path, span: tuple[float, float], media: MediaInfo) -> CutClip:
+    """Set the clip's edit lists to its planned length and check what the file now presents."""
     start, end = span
-    if i >= len(pieces):
-        raise permanent("cut_mismatch", f"ffmpeg wrote {len(pieces)} pieces, clip {start:.3f}-{end:.3f} s needs #{i}")
-    path, got_start, got_end = pieces[i]
-    if abs((got_end - got_start) - (end - start)) > DURATION_TOLERANCE_S:
-        raise permanent(
-            "cut_mismatch",
-            f"clip {start:.3f}-{end:.3f} s came out {got_end - got_start:.3f} s long (boundaries not on keyframes?)",
-        )
-    path.replace(dest)
-    return CutClip(dest, start, start + (got_end - got_start))
+    try:
+        presented = trim_presentation(out, {b"vide": end - start, b"soun": end - start})
+    except (EditListError, OSError) as exc:
+        raise permanent("cut_failed", f"clip {start:.3f}-{end:.3f} s: {exc}") from exc
+    shown = presented.get(b"vide", 0.0)
+    if shown < end - start - 1.0 / media.fps:
+        raise permanent("cut_mismatch", f"clip {start:.3f}-{end:.3f} s presents only {shown:.3f} s of video")
+    return CutClip(out, start, start + shown, preroll(start, media.keyframes, media.fps))

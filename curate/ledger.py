@@ -44,7 +44,16 @@ class VideoStatus:
     cut_s: float = 0.0
     total_s: float = 0.0
     cpu_s: float = 0.0
-    """CPU seconds of this video's processing, its ffmpeg children included."""
+    """CPU seconds of this video's curation (download to cut), its ffmpeg children included."""
+    download_cpu_s: float = 0.0
+    analyze_cpu_s: float = 0.0
+    cut_cpu_s: float = 0.0
+    text_s: float = 0.0
+    """Seconds the text stages (captions, summaries) spent on this video's clips: its share of each batch."""
+    text_cpu_s: float = 0.0
+    """CPU seconds of the text stages' processes for this video's clips: its share of each batch."""
+    preroll_s: float = 0.0
+    """Seconds stored before clip starts (from the previous keyframe) and hidden by edit lists, over all clips."""
     input_row: int | None = None
     """0-based position in the source list of the run that recorded the row."""
     finished_at: str = ""

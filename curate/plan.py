@@ -1,8 +1,9 @@
 """Nested multi-scale clip planning.
 
-Clips are planned on the keyframes of the file that will be cut (the source in
-``copy`` mode, the re-encoded intermediate in ``reencode`` mode), so every clip
-of every scale is a stream copy whose duration matches its plan by construction.
+Clip boundaries go where the content says (sentence boundaries and shot cuts), on the
+frame grid of the file that will be cut (the source in ``copy`` mode, the re-encoded
+intermediate in ``reencode`` mode). Keyframes don't constrain them: every clip is a
+stream copy with an MP4 edit list (:mod:`curate.cut`) that presents exactly its frames.
 
 The plan is built bottom-up:
 
@@ -11,9 +12,10 @@ The plan is built bottom-up:
    longer than ``max_silence_s`` splits the video into separate *runs*. Without
    subtitles, shots are the units (long shots split evenly) and the whole video is
    one run.
-2. *Snapping*: every unit boundary moves onto a keyframe, preferring one that sits on a
-   shot cut within ``cut_snap_s``, never one that sits just off a cut (closer than
-   ``min_cut_distance_s`` without being on it). Units that collapse merge.
+2. *Placing*: a unit boundary within ``cut_snap_s`` of a shot cut moves onto the cut (so
+   no clip opens or closes on a sliver of another shot); otherwise onto a keyframe a frame
+   or two away (``keyframe_snap_frames``: no pre-roll to store); otherwise onto the nearest
+   frame. Units that collapse merge.
 3. *Grouping*: short clips are groups of consecutive units, medium clips groups of
    consecutive short clips, long clips groups of consecutive medium clips; each group
    is chosen greedily so its length approaches the scale's target within [min, max].
@@ -25,6 +27,7 @@ The plan is built bottom-up:
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -98,12 +101,18 @@ def shot_run(duration: float, cuts: Sequence[float], short: ScaleConfig) -> list
     return [out]
 
 
-# --- 2. snapping ------------------------------------------------------------------------------
+# --- 2. placing boundaries -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Snapper:
-    """Moves boundaries onto keyframes of the file to be cut, respecting shot cuts."""
+class Placer:
+    """Puts boundaries on the frame grid, onto nearby shot cuts, and onto keyframes a frame or two away.
+
+    Clips are stream copies with edit lists (:mod:`curate.cut`), so a boundary may sit on any
+    frame: the content decides where. A shot cut within ``cut_snap_s`` wins (so no clip opens
+    or closes on a sliver of another shot); otherwise a keyframe within
+    ``keyframe_snap_frames`` frames is taken, which saves the clip its pre-roll bytes.
+    """
 
     keyframes: tuple[float, ...]
     cuts: tuple[float, ...]
@@ -111,45 +120,31 @@ class Snapper:
     config: PlanConfig
     duration: float
 
-    def _cut_distance(self, t: float) -> float:
-        """Distance from ``t`` to the nearest shot cut (inf when there is none)."""
-        i = bisect.bisect_left(self.cuts, t)
-        return min((abs(self.cuts[j] - t) for j in (i - 1, i) if 0 <= j < len(self.cuts)), default=float("inf"))
+    def frame(self, t: float) -> float:
+        """The start time of the frame nearest ``t``, within the video."""
+        last = math.floor(self.duration * self.fps + 1e-6)
+        return round(min(max(round(t * self.fps), 0), last) / self.fps, 6)
 
-    def _allowed(self, k: float) -> bool:
-        if k <= 1e-6 or k >= self.duration - 1e-6:
-            return True  # the video's own ends are always clean boundaries
-        dist = self._cut_distance(k)
-        on_cut = dist <= 0.5 / self.fps
-        return on_cut or dist >= self.config.min_cut_distance_s
+    def place(self, t: float) -> float:
+        cut = _nearest(self.cuts, t)
+        if cut is not None and abs(cut - t) <= self.config.cut_snap_s:
+            return self.frame(cut)
+        key = _nearest(self.keyframes, t)
+        if key is not None and abs(key - t) <= (self.config.keyframe_snap_frames + 0.5) / self.fps:
+            return self.frame(key)
+        return self.frame(t)
 
-    def _on_cut(self, k: float) -> bool:
-        return self._cut_distance(k) <= 0.5 / self.fps
-
-    def snap(self, t: float, direction: str) -> float:
-        """``direction``: ``down`` (a run's start), ``up`` (a run's end) or ``near`` (inner)."""
-        candidates = [k for k in self.keyframes if self._allowed(k)] or list(self.keyframes)
-        window = self.config.cut_snap_s
-        if direction == "near":
-            on_cut = [k for k in candidates if self._on_cut(k) and abs(k - t) <= window]
-            if on_cut:
-                return min(on_cut, key=lambda k: abs(k - t))
-        if direction == "down":
-            lower = [k for k in candidates if k <= t + 1e-6]
-            candidates = lower or candidates
-        elif direction == "up":
-            upper = [k for k in candidates if k >= t - 1e-6]
-            candidates = upper or candidates
-        return min(candidates, key=lambda k: abs(k - t))
-
-    def snap_run(self, run: list[float]) -> list[float]:
-        inner = [self.snap(t, "near") for t in run[1:-1]]
-        snapped = [self.snap(run[0], "down"), *inner, self.snap(run[-1], "up")]
+    def place_run(self, run: list[float]) -> list[float]:
         out: list[float] = []
-        for t in snapped:
+        for t in (self.place(t) for t in run):
             if not out or t > out[-1] + 1e-6:
                 out.append(t)
         return out if len(out) > 1 else []
+
+
+def _nearest(points: Sequence[float], t: float) -> float | None:
+    i = bisect.bisect_left(points, t)
+    return min((points[j] for j in (i - 1, i) if 0 <= j < len(points)), key=lambda p: abs(p - t), default=None)
 
 
 # --- 3. grouping ------------------------------------------------------------------------------
@@ -202,13 +197,13 @@ def plan_clips(
     fps: float,
     config: PlanConfig,
 ) -> ClipPlan:
-    """Plan nested short/medium/long clips whose boundaries are all keyframes of the file to cut."""
+    """Plan nested short/medium/long clips whose boundaries sit on frames of the file to cut."""
     runs = sentence_runs(sentences, config.max_silence_s) if sentences else shot_run(duration, cuts, config.short)
-    snapper = Snapper(tuple(sorted({*keyframes, round(duration, 6)})), tuple(cuts), fps, config, duration)
+    placer = Placer(tuple(sorted(keyframes)), tuple(sorted(cuts)), fps, config, duration)
     unit_spans: list[tuple[float, float]] = []
     previous_end = 0.0
     for run in runs:
-        snapped = snapper.snap_run(run)
+        snapped = placer.place_run(run)
         snapped = [t for t in snapped if t >= previous_end - 1e-6]
         unit_spans += list(zip(snapped, snapped[1:], strict=False))
         previous_end = snapped[-1] if snapped else previous_end

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from curate.analyze import Analysis
+from curate.cut import CutClip, keeps_audio
 from curate.plan import SCALES, ClipPlan, PlannedClip, clip_key
 from curate.probe import MediaInfo
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: clips are stream copies with MP4 edit lists (pre-roll hidden); ``preroll_s`` added."""
 
 
 @dataclass
@@ -83,7 +85,7 @@ class VideoContext:
 def build_samples(
     ctx: VideoContext,
     plan: ClipPlan,
-    clip_files: dict[tuple[str, int], Path],
+    clip_files: dict[tuple[str, int], CutClip],
     clip_media: MediaInfo,
     analysis: Analysis,
     frames_per_clip: int,
@@ -102,7 +104,7 @@ def build_samples(
 def _sample(
     ctx: VideoContext,
     clip: PlannedClip,
-    mp4: Path,
+    cut: CutClip,
     media: MediaInfo,
     analysis: Analysis,
     frames_per_clip: int,
@@ -136,11 +138,12 @@ def _sample(
         "fps": round(media.fps, 6),
         "width": media.width,
         "height": media.height,
-        "has_audio": media.has_audio,
+        "has_audio": keeps_audio(media),
         "cut_mode": ctx.cut_mode,
+        "preroll_s": round(cut.preroll_s, 6),
         "source": ctx.source,
     }
-    return Sample(key, clip.scale, record, mp4, [f.path for f in frames], [f.path for f in captions])
+    return Sample(key, clip.scale, record, cut.path, [f.path for f in frames], [f.path for f in captions])
 
 
 def _parent_key(video_id: str, clip: PlannedClip) -> str | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from curate.analyze import analyze
 from curate.config import CurateConfig
-from curate.cut import cut_clips
+from curate.cut import MP4_VIDEO_CODECS, CutClip, cut_clips
 from curate.download import Downloaded, download
 from curate.errors import CurateError, permanent
 from curate.ledger import VideoStatus
@@ -43,10 +43,14 @@ class VideoResult:
 
 
 def choose_cut_mode(media: MediaInfo, config: CurateConfig) -> str:
-    """``copy`` when the source's keyframes are dense enough to plan on, else ``reencode``."""
+    """``copy`` (exact clips by stream copy with edit lists, at any GOP) unless MP4 can't hold the codec.
+
+    Sparse keyframes no longer force a re-encode: a clip that starts between keyframes
+    stores its pre-roll and hides it with an edit list.
+    """
     if config.cut.mode != "auto":
         return config.cut.mode
-    return "copy" if media.median_keyframe_interval <= config.plan.max_keyframe_drift_s else "reencode"
+    return "copy" if media.video_codec in MP4_VIDEO_CODECS else "reencode"
 
 
 def curate_video(source: SourceRow, config: CurateConfig, work_root: Path) -> VideoResult:
@@ -76,7 +80,7 @@ def fetch_video(source: SourceRow, config: CurateConfig, work_root: Path) -> tup
         got = download(source.url, source.video_id, workdir, config.download)
         status.attempts = got.attempts
     status.download_s = status.total_s = round(time.monotonic() - started, 3)
-    status.cpu_s = round(cpu_seconds() - cpu_started, 3)
+    status.cpu_s = status.download_cpu_s = round(cpu_seconds() - cpu_started, 3)
     if got is None:
         shutil.rmtree(workdir, ignore_errors=True)
     return status, got, workdir
@@ -122,18 +126,19 @@ def _process_stages(
     media = got.media
     status.duration = round(media.duration, 3)
     status.cut_mode = choose_cut_mode(media, config)
-    t1 = time.monotonic()
+    t1, c1 = time.monotonic(), cpu_seconds()
     reencode = config.cut if status.cut_mode == "reencode" else None
     analysis = analyze(got.video_path, media, workdir, config.analysis, reencode)
     cut_file = analysis.intermediate or got.video_path
     cut_media = probe(cut_file) if analysis.intermediate else media
-    status.analyze_s = round(time.monotonic() - t1, 3)
+    status.analyze_s, status.analyze_cpu_s = round(time.monotonic() - t1, 3), round(cpu_seconds() - c1, 3)
     plan = plan_clips(cut_media.duration, sentences, analysis.cuts, cut_media.keyframes, cut_media.fps, config.plan)
     if plan.total == 0:
         raise _no_clips(media, config, bool(sentences))
-    t2 = time.monotonic()
+    t2, c2 = time.monotonic(), cpu_seconds()
     files = _cut_all(source.video_id, plan, cut_file, cut_media, workdir, config)
-    status.cut_s = round(time.monotonic() - t2, 3)
+    status.cut_s, status.cut_cpu_s = round(time.monotonic() - t2, 3), round(cpu_seconds() - c2, 3)
+    status.preroll_s = round(sum(c.preroll_s for c in files.values()), 3)
     for scale in SCALES:
         setattr(status, f"clips_{scale}", plan.count(scale))
     ctx = VideoContext(
@@ -172,17 +177,14 @@ def _no_clips(media: MediaInfo, config: CurateConfig, had_sentences: bool) -> Cu
 
 def _cut_all(
     video_id: str, plan: ClipPlan, cut_file: Path, cut_media: MediaInfo, workdir: Path, config: CurateConfig
-) -> dict[tuple[str, int], Path]:
+) -> dict[tuple[str, int], CutClip]:
+    """Every clip of every scale, by stream copy, in as few ffmpeg runs as the cutter allows."""
     out_dir = workdir / CLIPS_DIR
     out_dir.mkdir(exist_ok=True)
-    files: dict[tuple[str, int], Path] = {}
-    for scale in SCALES:
-        clips = plan.clips[scale]
-        paths = [out_dir / f"{clip_key(video_id, scale, c.index)}.mp4" for c in clips]
-        spans = [(c.start, c.end) for c in clips]
-        cut_clips(cut_file, spans, paths, cut_media.fps, cut_media.has_audio, config.cut.time_limit_s)
-        files.update({(scale, c.index): p for c, p in zip(clips, paths, strict=True)})
-    return files
+    clips = [c for scale in SCALES for c in plan.clips[scale]]
+    paths = [out_dir / f"{clip_key(video_id, c.scale, c.index)}.mp4" for c in clips]
+    cut = cut_clips(cut_file, [(c.start, c.end) for c in clips], paths, cut_media, config.cut.time_limit_s)
+    return {(c.scale, c.index): piece for c, piece in zip(clips, cut, strict=True)}
 
 
 def _source_meta(got: Downloaded, media: MediaInfo) -> dict:

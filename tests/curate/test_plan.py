@@ -1,4 +1,4 @@
-"""Clip planning: nested scales, boundaries on keyframes, respect for shot cuts, text placement."""
+"""Clip planning: nested scales, boundaries on frames where the content says, respect for shot cuts, text placement."""
 
 from __future__ import annotations
 
@@ -61,37 +61,56 @@ def test_mean_lengths_land_near_the_targets():
         assert abs(mean - getattr(cfg, scale).target_s) < 0.2 * getattr(cfg, scale).target_s, (scale, mean)
 
 
-def test_every_boundary_is_a_keyframe_of_the_file_to_cut():
+def boundaries(plan) -> list[float]:
+    return sorted({t for scale in SCALES for c in plan.clips[scale] for t in (c.start, c.end)})
+
+
+def test_boundaries_sit_on_frames_where_the_speech_is_not_on_sparse_keyframes():
+    # YouTube-like: keyframes 5 s apart. Boundaries follow the sentences, to the frame.
     duration = 200.0
-    keyframes = grid(duration, 3.0)
-    plan = plan_clips(duration, speech(duration), [], keyframes, FPS, PlanConfig())
-    allowed = set(keyframes) | {duration}
-    for scale in SCALES:
-        for clip in plan.clips[scale]:
-            assert round(clip.start, 6) in allowed and round(clip.end, 6) in allowed
+    sentences = speech(duration)
+    plan = plan_clips(duration, sentences, [], grid(duration, 5.0), FPS, PlanConfig())
+    points = boundaries(plan)
+    assert all(abs(t * FPS - round(t * FPS)) < 1e-6 for t in points), "every boundary is a frame start"
+    off_keyframe = [t for t in points if min(abs(t - k) for k in grid(duration, 5.0)) > 2.5 / FPS]
+    assert len(off_keyframe) > 0.8 * len(points), "sparse keyframes don't pull boundaries away from the speech"
+    pauses = [(a.end, b.start) for a, b in zip(sentences, sentences[1:], strict=False)]
+    inner = [t for t in points if sentences[0].start + 1 / FPS < t < sentences[-1].end - 1 / FPS]
+    for t in inner:
+        assert any(lo - 1 / FPS <= t <= hi + 1 / FPS for lo, hi in pauses), f"{t} cuts into a sentence"
+
+
+def test_a_keyframe_a_frame_or_two_away_is_taken():
+    # The pause between two sentences is centred 0.06 s (1.5 frames) from a keyframe at 12.0.
+    sentences = [Sentence(0.2, 5.0, "one."), Sentence(5.2, 11.9, "two."), Sentence(12.22, 19.0, "three.")]
+    sentences += [Sentence(19.5, 25.0, "four."), Sentence(25.4, 31.0, "five.")]
+    cfg = PlanConfig(short={"min_s": 5, "max_s": 13, "target_s": 11})
+    plan = plan_clips(32.0, sentences, [], [0.0, 12.0, 24.0], FPS, cfg)
+    assert 12.0 in boundaries(plan)
+    far = plan_clips(32.0, sentences, [], [0.0, 12.0, 24.0], FPS, cfg.model_copy(update={"keyframe_snap_frames": 0}))
+    assert 12.0 not in boundaries(far) and 12.08 in boundaries(far), "else the frame nearest mid-pause (12.06)"
 
 
 def test_a_boundary_near_a_cut_moves_onto_the_cut():
     # A sentence ends at 11.4 and the next starts at 11.8: the ideal boundary is 11.6;
-    # there is a cut (with its keyframe) at 12.2, within cut_snap_s.
+    # there is a cut at 12.2, within cut_snap_s, and no keyframe near it.
     sentences = [Sentence(0.2, 5.0, "one."), Sentence(5.2, 11.4, "two."), Sentence(11.8, 19.0, "three.")]
     sentences += [Sentence(19.5, 25.0, "four."), Sentence(25.4, 31.0, "five.")]
-    keyframes = [*grid(32.0, 0.4), 12.2]
     cfg = PlanConfig(short={"min_s": 5, "max_s": 13, "target_s": 11})
-    plan = plan_clips(32.0, sentences, [12.2], keyframes, FPS, cfg)
-    boundaries = {round(c.end, 3) for c in plan.clips["short"]}
-    assert 12.2 in boundaries
+    plan = plan_clips(32.0, sentences, [12.2], [0.0, 5.0, 10.0, 15.0], FPS, cfg)
+    assert 12.2 in {round(c.end, 3) for c in plan.clips["short"]}
 
 
-def test_no_boundary_sits_just_off_a_cut():
+def test_no_clip_opens_or_closes_on_a_sliver_of_another_shot():
     duration = 120.0
-    cuts = [7.9, 33.3, 61.1, 90.7]
-    keyframes = sorted({*grid(duration, 0.5), *cuts})
-    plan = plan_clips(duration, speech(duration), cuts, keyframes, FPS, PlanConfig())
-    for clip in plan.clips["short"]:
-        for t in (clip.start, clip.end):
-            distance = min(abs(t - c) for c in cuts)
-            assert distance < 0.5 / FPS or distance >= PlanConfig().min_cut_distance_s, (t, distance)
+    cuts = [7.92, 33.28, 61.12, 90.68]
+    plan = plan_clips(duration, speech(duration), cuts, grid(duration, 5.0), FPS, PlanConfig())
+    for scale in SCALES:
+        for clip in plan.clips[scale]:
+            inside = [c for c in cuts if clip.start < c < clip.end]
+            if inside:
+                assert inside[0] - clip.start >= 1.0 - 1e-6, f"{scale} opens on {inside[0] - clip.start:.2f} s of a shot"
+                assert clip.end - inside[-1] >= 1.0 - 1e-6, f"{scale} closes on {clip.end - inside[-1]:.2f} s of a shot"
 
 
 def test_a_long_silence_separates_clips():
@@ -121,7 +140,8 @@ def test_without_subtitles_shots_are_the_units():
     # bikes.mp4: 10 s, cuts (and keyframes) at 1.2, 3.04, 5.48, 7.48, 9.68.
     cuts = [1.2, 3.04, 5.48, 7.48, 9.68]
     plan = plan_clips(10.0, [], cuts, [0.0, *cuts], FPS, PlanConfig())
-    assert [(c.start, c.end) for c in plan.clips["short"]] == [(0.0, 10.0)]
+    # The last shot (0.32 s) is a sliver: the clip ends on the cut before it rather than on it.
+    assert [(c.start, c.end) for c in plan.clips["short"]] == [(0.0, 9.68)]
     assert plan.count("medium") == plan.count("long") == 0
 
 

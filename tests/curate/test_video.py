@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from media_checks import frame_digests
 
 from curate.config import load_config
 from curate.demo.server import serve_directory
@@ -88,7 +89,27 @@ def test_shell_metacharacters_and_dot_dot_in_urls_stay_inside_the_work_dir(bad_s
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
 
 
-def test_sparse_keyframes_choose_reencode_and_still_cut_exactly(tmp_path):
+def test_sparse_keyframes_are_still_copied_and_every_clip_is_exact(tmp_path):
+    video = tmp_path / "sparse.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=24",
+         "-c:v", "libx264", "-preset", "veryfast", "-g", "1000", "-sc_threshold", "0", str(video)],
+        check=True,
+    )
+    with serve_directory(tmp_path) as base:
+        result = curate(base + "sparse.mp4", tmp_path)
+    assert result.status.status == "ok", result.status.error
+    assert result.status.cut_mode == "copy"
+    source = frame_digests(video)
+    for sample in result.samples:
+        start, end = sample.record["start"], sample.record["end"]
+        assert frame_digests(sample.mp4) == source[round(start * 25) : round(end * 25)], sample.key
+        assert sample.record["preroll_s"] == pytest.approx(start, abs=1e-3)  # one keyframe, at 0
+    assert sum(s.record["duration"] for s in result.samples if s.scale == "short") > 20
+    result.cleanup()
+
+
+def test_reencode_is_an_explicit_mode_and_its_clips_are_exact_too(tmp_path):
     video = tmp_path / "sparse.mp4"
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=24",
@@ -96,19 +117,21 @@ def test_sparse_keyframes_choose_reencode_and_still_cut_exactly(tmp_path):
         check=True,
     )
     with serve_directory(tmp_path) as base:
-        result = curate(base + "sparse.mp4", tmp_path)
+        result = curate(base + "sparse.mp4", tmp_path, **{"cut.mode": "reencode"})
     assert result.status.status == "ok", result.status.error
-    assert result.status.cut_mode == "reencode"
     assert all(s.record["cut_mode"] == "reencode" for s in result.samples)
-    assert sum(s.record["duration"] for s in result.samples if s.scale == "short") > 20
+    for sample in result.samples:
+        n = round(sample.record["duration"] * 25)
+        assert len(frame_digests(sample.mp4)) in (n - 1, n, n + 1)
     result.cleanup()
 
 
-def test_auto_mode_copies_when_keyframes_are_dense():
+def test_auto_mode_copies_whatever_the_keyframe_spacing_unless_mp4_cant_hold_the_codec():
     from curate.probe import MediaInfo
 
     config = load_config(None)
     dense = MediaInfo(60.0, 640, 360, 25.0, "h264", True, "aac", 0.0, tuple(float(t) for t in range(0, 60, 2)))
     sparse = MediaInfo(60.0, 640, 360, 25.0, "h264", True, "aac", 0.0, (0.0,))
-    assert choose_cut_mode(dense, config) == "copy"
-    assert choose_cut_mode(sparse, config) == "reencode"
+    theora = MediaInfo(60.0, 640, 360, 25.0, "theora", True, "vorbis", 0.0, (0.0,))
+    assert choose_cut_mode(dense, config) == choose_cut_mode(sparse, config) == "copy"
+    assert choose_cut_mode(theora, config) == "reencode"
