@@ -3,8 +3,9 @@
 One ffmpeg process decodes the source exactly once and splits the decoded frames
 into up to three branches of one filter graph:
 
-* ``det``: tiny BGR frames at the source rate, piped to PySceneDetect's detector,
-  which finds the shot cuts;
+* ``det``: tiny BGR frames at the source rate, piped in batches to a shot detector
+  (:mod:`curate.shots`; ``analysis.detector``), or, for ``scdet``, ffmpeg's own scene
+  detector inside the graph, whose verdicts come back as frame metadata;
 * ``keep``: JPEG frames at a low fixed rate (``analysis.frame_rate``, short side
   ``analysis.frame_short_side``), the pool from which caption frames, the training
   frames of every clip and the shot thumbnails are all drawn;
@@ -25,15 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode, SceneDetector
 
 from curate.config import AnalysisConfig, CutConfig
 from curate.errors import permanent, transient
 from curate.probe import MediaInfo
+from curate.shots import BATCH_FRAMES, Detector, make_detector
 
 FFMPEG = "ffmpeg"
 FRAMES_DIR = "frames"
 INTERMEDIATE_NAME = "intermediate.mp4"
+SCDET_LOG = "scdet.txt"
+SCDET_FRAME = (2, 2)
+"""With ``scdet`` the pipe only counts frames: 2x2 grey, 4 bytes each."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +105,18 @@ def build_command(
     """The one ffmpeg invocation of the decode pass (an argument list, never a shell string)."""
     det_w, det_h = detect_size(config.detect_width)
     branches = 3 if reencode else 2
+    det = f"[d]setpts=PTS-STARTPTS,fps={media.fps:.6f},scale={det_w}:{det_h}:flags=fast_bilinear"
+    if config.detector == "scdet":
+        threshold = config.threshold if config.threshold is not None else 10.0
+        det += f",scdet=threshold={threshold:g},metadata=mode=print:key=lavfi.scd.time:file='{workdir / SCDET_LOG}'"
+        det += f",scale={SCDET_FRAME[0]}:{SCDET_FRAME[1]},format=gray[det]"
+        pix_fmt = "gray"
+    else:
+        det += ",format=bgr24[det]"
+        pix_fmt = "bgr24"
     graph = [
         f"[0:v:0]split={branches}[d][k]{'[e]' if reencode else ''}",
-        f"[d]setpts=PTS-STARTPTS,fps={media.fps:.6f},scale={det_w}:{det_h}:flags=fast_bilinear,format=bgr24[det]",
+        det,
         f"[k]setpts=PTS-STARTPTS,fps={config.frame_rate:g},{_short_side_scale(config.frame_short_side)}[keep]",
     ]
     if reencode:
@@ -113,7 +126,7 @@ def build_command(
     if config.threads:
         cmd += ["-threads", str(config.threads)]
     cmd += ["-i", str(video), "-filter_complex", ";".join(graph)]
-    cmd += ["-map", "[det]", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
+    cmd += ["-map", "[det]", "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
     cmd += ["-map", "[keep]", "-q:v", str(config.jpeg_quality), "-start_number", "0"]
     cmd += ["-f", "image2", str(workdir / FRAMES_DIR / "%06d.jpg")]
     if reencode:
@@ -133,16 +146,6 @@ def _encode_args(media: MediaInfo, cut: CutConfig, out: Path) -> list[str]:
     return [*args, "-movflags", "+faststart", str(out)]
 
 
-def make_detector(config: AnalysisConfig, fps: float) -> SceneDetector:
-    """PySceneDetect's ContentDetector (default) or AdaptiveDetector."""
-    min_len = max(1, round(config.min_shot_s * fps))
-    if config.detector == "adaptive":
-        kwargs = {"adaptive_threshold": config.threshold} if config.threshold is not None else {}
-        return AdaptiveDetector(min_scene_len=min_len, **kwargs)
-    kwargs = {"threshold": config.threshold} if config.threshold is not None else {}
-    return ContentDetector(min_scene_len=min_len, **kwargs)
-
-
 def analyze(
     video: Path,
     media: MediaInfo,
@@ -154,13 +157,16 @@ def analyze(
     started = time.monotonic()
     (workdir / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
     cmd = build_command(video, media, workdir, config, reencode)
-    detector = make_detector(config, media.fps)
+    min_len = max(1, round(config.min_shot_s * media.fps))
+    scdet = config.detector == "scdet"
+    detector = None if scdet else make_detector(config.detector, config.threshold, min_len, media.fps)
+    size = SCDET_FRAME if scdet else detect_size(config.detect_width)
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL)
         watchdog = threading.Timer(config.time_limit_s, proc.kill)
         watchdog.start()
         try:
-            cuts, decoded = _detect_from_pipe(proc, detector, media.fps, detect_size(config.detect_width))
+            cut_frames, decoded = _detect_from_pipe(proc, detector, size, 1 if scdet else 3)
             returncode = proc.wait()
         finally:
             watchdog.cancel()
@@ -176,30 +182,59 @@ def analyze(
         raise permanent("invalid_media", f"decoding failed: {message.splitlines()[-1] if message else returncode}")
     if decoded == 0:
         raise permanent("invalid_media", "no frame could be decoded")
+    if scdet:
+        cut_frames = _min_spacing(_scdet_frames(workdir / SCDET_LOG, media.fps), min_len)
+    cuts = sorted({round(f / media.fps, 6) for f in cut_frames if f > 0})
     frames = _kept_frames(workdir / FRAMES_DIR, config.frame_rate)
     intermediate = workdir / INTERMEDIATE_NAME if reencode else None
     return Analysis(tuple(cuts), frames, intermediate, decoded, elapsed)
 
 
 def _detect_from_pipe(
-    proc: subprocess.Popen, detector: SceneDetector, fps: float, size: tuple[int, int]
-) -> tuple[list[float], int]:
+    proc: subprocess.Popen,
+    detector: Detector | None,
+    size: tuple[int, int],
+    channels: int,
+) -> tuple[list[int], int]:
+    """(cut frame numbers, frames read): the pipe is read in batches of whole frames."""
     width, height = size
-    frame_bytes = width * height * 3
+    frame_bytes = width * height * channels
     assert proc.stdout is not None
     cut_frames: list[int] = []
     n = 0
     while True:
-        buf = proc.stdout.read(frame_bytes)
-        if len(buf) < frame_bytes:
+        buf = proc.stdout.read(frame_bytes * BATCH_FRAMES)
+        count = len(buf) // frame_bytes
+        if count:
+            if detector is not None:
+                frames = np.frombuffer(buf, dtype=np.uint8, count=count * frame_bytes)
+                cut_frames += detector.process(frames.reshape(count, height, width, channels))
+            n += count
+        if len(buf) < frame_bytes * BATCH_FRAMES:
             break
-        frame = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
-        cut_frames += [tc.frame_num for tc in detector.process_frame(FrameTimecode(n, fps), frame)]
-        n += 1
-    if n:
-        cut_frames += [tc.frame_num for tc in detector.post_process(FrameTimecode(n - 1, fps))]
-    cuts = sorted({round(f / fps, 6) for f in cut_frames if f > 0})
-    return cuts, n
+    if detector is not None:
+        cut_frames += detector.finish()
+    return cut_frames, n
+
+
+def _scdet_frames(log: Path, fps: float) -> list[int]:
+    """Frame numbers ffmpeg's ``scdet`` flagged, from its metadata log."""
+    if not log.exists():
+        return []
+    frames = []
+    for line in log.read_text().splitlines():
+        if line.startswith("lavfi.scd.time="):
+            frames.append(round(float(line.split("=", 1)[1]) * fps))
+    return frames
+
+
+def _min_spacing(frames: list[int], min_len: int) -> list[int]:
+    """Drop cuts closer than ``min_len`` frames to the previous kept one (and to the start)."""
+    kept: list[int] = []
+    for f in sorted(frames):
+        if f - (kept[-1] if kept else 0) >= min_len:
+            kept.append(f)
+    return kept
 
 
 def _kept_frames(directory: Path, rate: float) -> tuple[KeptFrame, ...]:

@@ -57,10 +57,15 @@ class SubtitlesConfig(_Section):
 class AnalysisConfig(_Section):
     """The single decode pass: shot detection and kept frames (see :mod:`curate.analyze`)."""
 
-    detector: Literal["content", "adaptive"] = "content"
-    threshold: float | None = Field(None, description="Detector threshold; None keeps PySceneDetect's default for the detector.")
+    detector: Literal["fast", "content", "adaptive", "histogram", "hash", "scdet"] = Field(
+        "fast",
+        description="Shot detector (curate/shots.py). fast: PySceneDetect's adaptive rule over its content score, "
+        "vectorised over batches of frames; content/adaptive/histogram/hash: PySceneDetect's own, frame by frame; scdet: ffmpeg's scene detector "
+        "inside the decode. Accuracy and cost of each: bench/detector_accuracy.py.",
+    )
+    threshold: float | None = Field(None, description="Detector threshold; None keeps the detector's own default (fast: a 3.0 adaptive ratio, scdet: 10).")
     min_shot_s: float = Field(0.4, ge=0)
-    detect_width: int = Field(192, ge=32, description="Frames are downscaled to this width (16:9 box) for detection.")
+    detect_width: int = Field(96, ge=32, description="Frames are downscaled to this width (16:9 box) for detection; 96 finds every known cut (bench/detector_accuracy.py).")
     frame_rate: float = Field(2.0, gt=0, description="Frames kept per second of video (JPEG), the pool for caption, training and thumbnail frames.")
     frame_short_side: int = Field(256, ge=32)
     jpeg_quality: int = Field(3, ge=2, le=31, description="ffmpeg -q:v for kept frames (2 best, 31 worst).")

@@ -24,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+GOP_S = 5
+"""Keyframe interval of the generated videos: what typical YouTube encodes use (2-5 s)."""
 WIDTH, HEIGHT, FPS = 640, 360, 25
 FFMPEG = "ffmpeg"
 FFMPEG_TIMEOUT_S = 300
@@ -62,6 +64,8 @@ class VideoSpec:
     audio_hz: float | None
     subtitle: str | None  # "vtt", "srt", "auto_vtt" (YouTube rolling captions) or None
     silent_gap: tuple[float, float] | None = None
+    keyframes_at_cuts: bool = True
+    """False: keyframes only every GOP_S seconds, none at the cuts, like most real uploads."""
 
     @property
     def duration(self) -> float:
@@ -86,6 +90,7 @@ SPECS = (
         audio_hz=180.0,
         subtitle="vtt",
         silent_gap=(70.0, 85.0),
+        keyframes_at_cuts=False,
     ),
     VideoSpec(
         name="cooking",
@@ -102,6 +107,7 @@ SPECS = (
                 ("smptebars", 11)),
         audio_hz=210.0,
         subtitle="auto_vtt",
+        keyframes_at_cuts=False,
     ),
     VideoSpec(
         name="silent",
@@ -360,10 +366,17 @@ def _encode_command(spec: VideoSpec, output: Path) -> list[str]:
         audio = ["-c:a", "aac", "-b:a", "64k", "-ac", "1"]
     return [
         FFMPEG, "-nostdin", "-v", "error", "-y", "-filter_complex", graph, *maps,
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-g", str(2 * FPS), "-pix_fmt", "yuv420p",
-        "-force_key_frames", ",".join(f"{cut:g}" for cut in spec.cuts) or "0",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-g", str(GOP_S * FPS), "-pix_fmt", "yuv420p",
+        *_keyframe_args(spec),
         *audio, "-t", str(spec.duration), "-movflags", "+faststart", "-f", "mp4", str(output),
     ]  # fmt: skip
+
+
+def _keyframe_args(spec: VideoSpec) -> list[str]:
+    """Keyframes forced onto the cuts, or (like real uploads) a fixed GOP that ignores them."""
+    if spec.keyframes_at_cuts:
+        return ["-force_key_frames", ",".join(f"{cut:g}" for cut in spec.cuts) or "0"]
+    return ["-keyint_min", str(GOP_S * FPS), "-sc_threshold", "0"]
 
 
 def _run(cmd: list[str]) -> None:

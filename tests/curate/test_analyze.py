@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+
+import pytest
 from PIL import Image
 
 from curate.analyze import analyze, build_command
@@ -27,9 +30,27 @@ def test_cuts_in_real_footage_are_found_within_one_frame(bikes, tmp_path):
     assert_cuts_found_within_one_frame(bikes, BIKES_CUTS, tmp_path)
 
 
-def test_adaptive_detector_is_selectable(bikes, tmp_path):
-    result = analyze(bikes, probe(bikes), tmp_path, AnalysisConfig(detector="adaptive"))
+@pytest.mark.parametrize("detector", ["content", "adaptive", "histogram", "scdet"])
+def test_other_detectors_are_selectable(bikes, tmp_path, detector):
+    result = analyze(bikes, probe(bikes), tmp_path, AnalysisConfig(detector=detector))
     assert any(abs(c - 5.48) <= 0.04 for c in result.cuts)
+    assert result.frames_decoded == 250
+
+
+def test_cuts_between_sparse_keyframes_are_found_within_one_frame(youtube_like_video, tmp_path):
+    assert_cuts_found_within_one_frame(*youtube_like_video, tmp_path)
+
+
+def test_a_scene_that_changes_every_frame_is_not_a_run_of_cuts(scene_maker, tmp_path):
+    # A cellular automaton changes most pixels every frame; only the two real cuts count.
+    path = tmp_path / "busy.mp4"
+    args = ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=4",
+            "-f", "lavfi", "-i", "cellauto=s=320x180:r=25:rule=110:seed=7:start_full=1,trim=start=6,setpts=PTS-STARTPTS,trim=duration=6",
+            "-f", "lavfi", "-i", "smptebars=s=320x180:r=25:d=4",
+            "-filter_complex", "[0:v][1:v][2:v]concat=n=3:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast",
+            str(path)]
+    subprocess.run(args, check=True)
+    assert_cuts_found_within_one_frame(path, [4.0, 10.0], tmp_path)
 
 
 def test_frames_are_kept_at_the_configured_rate_and_short_side(scenes_video, tmp_path):
