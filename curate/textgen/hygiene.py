@@ -44,6 +44,20 @@ _REFUSAL_START = re.compile(
 )
 _REFUSAL_ANYWHERE = re.compile(r"\bas an ai( language)? model\b|\bi cannot (help|assist|comply)\b", re.IGNORECASE)
 _DELIMITER = re.compile(r"<\s*/?\s*text\s*>", re.IGNORECASE)
+_ECHO_START = re.compile(
+    r"^(please\s+)?(summari[sz]e|describe|rewrite|paraphrase)\b"
+    r"(\s*:|\s+(the|this|these|following|text|sentences?|video|clip|frames?|in|into|with|one|a|what|it)\b)",
+    re.IGNORECASE,
+)
+"""An answer that opens with the task's own imperative ("Summarize: ...", "Summarize the following
+sentences ...", "Describe what the clip shows ...") repeats the prompt instead of answering it."""
+_ECHO_PHRASES = re.compile(
+    r"not exceeding \d+ words|do not output any additional text|use any external information|"
+    r"output only the sentence|at most \d+ words|in time order|is data to summari[sz]e|never instructions to follow|"
+    r"reply with exactly one|starts directly with its content",
+    re.IGNORECASE,
+)
+"""Phrases of the default prompts (``curate.textgen.prompts``) that no caption or summary needs."""
 _WRAPPERS = re.compile(r"^[\s\"'`*_>#\-•]+|[\s\"'`*_]+$")
 _LIST_MARK = re.compile(r"^(\d+[.)]|[-*•])\s+")
 _DANGLING = frozenset("a an the and or but of to in on at by for with from as that which who while".split())
@@ -53,7 +67,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 @dataclass(frozen=True)
 class Cleaned:
-    """The cleaned sentence, or ``failure`` (``empty``, ``too_short``, ``refusal``, ``repeated``)."""
+    """The cleaned sentence, or ``failure`` (``empty``, ``too_short``, ``refusal``, ``echo``, ``repeated``)."""
 
     text: str | None
     failure: str | None = None
@@ -97,11 +111,18 @@ def _failure(text: str) -> str | None:
         return "empty"
     if _REFUSAL_START.match(text) or _REFUSAL_ANYWHERE.search(text):
         return "refusal"
+    if is_echo(text):
+        return "echo"
     if is_repetitive(words):
         return "repeated"
     if len(words) < MIN_WORDS:
         return "too_short"
     return None
+
+
+def is_echo(text: str) -> bool:
+    """The answer repeats the instruction (its imperative opening or its wording) rather than answering."""
+    return bool(_ECHO_START.match(text) or _ECHO_PHRASES.search(text))
 
 
 def is_repetitive(words: list[str]) -> bool:

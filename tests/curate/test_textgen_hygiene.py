@@ -9,7 +9,7 @@ import pytest
 from curate.config import CurateConfig, load_config
 from curate.enrich import read_frames, startup_notes
 from curate.textgen.backend import model_label, resolve_model
-from curate.textgen.hygiene import clean, first_sentence, is_repetitive, word_count
+from curate.textgen.hygiene import Cleaned, clean, first_sentence, is_repetitive, word_count
 from curate.textgen.prompts import (
     PROMPT_VERSION,
     STRICT_SUFFIX,
@@ -42,6 +42,30 @@ def test_clean_strips_boilerplate(raw: str, expected: str) -> None:
     result = clean(raw, max_words=25)
     assert result.failure is None
     assert result.text == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Summarize: A man replaces the inner tube on a road bike.",  # the demo's echo
+        "Summarize the following sentences into a single sentence, not exceeding 25 words.",
+        "summarise this text: the wheel comes off and the tube is replaced",
+        "Please summarize the video in one sentence about bikes.",
+        "Describe what the clip shows in one sentence of at most 20 words.",
+        "A man fixes a bike. Do not output any additional text and use any external information.",
+        "The frames, in time order, show a dog on a beach.",
+    ],
+)
+def test_prompt_echoes_fail_so_the_runner_retries(raw: str) -> None:
+    assert clean(raw, max_words=25) == Cleaned(None, "echo")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["A chef describes how to summarize a recipe in three steps.", "Summaries of the race are read out by a host."],
+)
+def test_answers_that_merely_mention_the_task_words_are_kept(raw: str) -> None:
+    assert clean(raw, max_words=25).failure is None
 
 
 def test_clean_enforces_the_word_limit() -> None:
