@@ -23,27 +23,89 @@ class _Section(BaseModel):
 class SourcesConfig(_Section):
     """How the input list is read (see :mod:`curate.sources`)."""
 
-    allow_file_urls: bool = Field(False, description="Accept file:// URLs (local files); off by default because URLs are untrusted.")
+    allow_file_urls: bool = Field(
+        False,
+        description="Accept file:// URLs in the source list; they are read, without yt-dlp, only from under download.file_root "
+        "(a row outside it, or with no root set, fails permanently). Off by default because URLs are untrusted.",
+    )
     opt_out: Path | None = Field(None, description="A file of video ids or URLs (one per line) that are never downloaded.")
 
 
+# yt-dlp options download.extra_options may not set: where files go, what runs besides the download
+# (commands, postprocessors, external downloaders), which URLs may be read (file://, netrc), and what
+# the download stage itself decides. Any of them would let a config or a hostile page escape the limits.
+RESERVED_YTDLP_OPTIONS = frozenset({
+    "outtmpl", "paths", "logger", "progress_hooks", "postprocessor_hooks", "post_hooks", "postprocessors",
+    "postprocessor_args", "writesubtitles", "writeautomaticsub", "subtitleslangs", "subtitlesformat", "allsubtitles",
+    "noplaylist", "simulate", "skip_download", "enable_file_urls", "exec", "exec_cmd", "exec_before_dl",
+    "exec_before_download", "netrc_cmd", "usenetrc", "netrc_location", "external_downloader", "external_downloader_args",
+    "ffmpeg_location", "hls_prefer_native", "allow_unplayable_formats", "compat_opts", "cachedir", "load_info_filename",
+    "download_archive", "cookiesfrombrowser", "write_pages", "writeinfojson", "writethumbnail", "writedescription",
+    "writelink", "writeurllink", "writewebloclink", "writedesktoplink", "match_filter", "impersonate", "max_filesize",
+    "socket_timeout", "fixup", "proxy", "geo_verification_proxy",
+})  # fmt: skip
+
+
 class DownloadConfig(_Section):
-    """yt-dlp options (see :mod:`curate.download`)."""
+    """yt-dlp options and the limits every download runs under (see :mod:`curate.download`)."""
 
     target_short_side: int = Field(256, ge=64, description="Pick the smallest format whose short side is at least this (else the largest below).")
     format: str | None = Field(None, description="A yt-dlp format spec that replaces the resolution-based choice.")
     subtitle_languages: list[str] = Field(["en", "en-US", "en-GB", "en.*"], description="Subtitle language preference, best first (regexes allowed).")
-    max_duration_s: float = Field(3 * 3600, gt=0, description="Longer videos fail permanently (too_long) before any byte is downloaded.")
-    max_filesize_bytes: int = Field(2 * 1024**3, gt=0, description="Larger downloads fail permanently (too_large).")
-    time_limit_s: float = Field(1800, gt=0, description="Wall-clock limit for one video's download; past it the attempt fails transiently.")
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts, IP addresses or CIDRs downloads may reach besides public internet addresses (loopback, private, "
+        "link-local and other non-public addresses are refused otherwise, after DNS resolution, on every redirect and every "
+        "media or subtitle URL). A YAML list, or one comma-separated string: download.allow_hosts=127.0.0.1,localhost.",
+    )
+    file_root: Path | None = Field(None, description="file:// sources (sources.allow_file_urls) are copied, without yt-dlp, only from under this directory.")
+    max_duration_s: float = Field(3 * 3600, gt=0, description="Longer videos fail permanently (too_long), before the download when the metadata or the media header says so, else on the packets.")
+    max_filesize_bytes: int = Field(2 * 1024**3, gt=0, description="Larger downloads fail permanently (too_large); also the most bytes one attempt may write to disk.")
+    max_page_bytes: int = Field(32 * 1024**2, gt=0, description="A web page, manifest or API answer read whole may be at most this big (page_too_large, permanent).")
+    max_subtitle_bytes: int = Field(8 * 1024**2, gt=0, description="A larger subtitle track is dropped (subtitle_too_large warning); the video is kept.")
+    memory_limit_bytes: int = Field(3 * 1024**3, ge=256 * 1024**2, description="Address-space limit of the process that runs one attempt (memory_limit, permanent).")
+    max_fps: float = Field(240, gt=0, description="More video packets per second than this fail permanently (fps_too_high), whatever the header says.")
+    max_frame_side: int = Field(4096, ge=64, description="A wider or taller video fails permanently (resolution_too_high).")
+    max_packets: int = Field(2_000_000, ge=1, description="More video packets than this fail permanently (too_many_packets).")
+    time_limit_s: float = Field(1800, gt=0, description="Wall-clock limit of one attempt: its process is killed then, whatever the server does (time_limit, permanent).")
+    total_time_limit_s: float = Field(3600, gt=0, description="Wall-clock limit of one video's download over all attempts and backoffs.")
     socket_timeout_s: float = Field(30, gt=0, description="A server that stops answering for this long fails the attempt transiently.")
     attempts: int = Field(3, ge=1, description="Attempts for transient failures, with jittered exponential backoff between them.")
     backoff_base_s: float = Field(2.0, ge=0, description="First backoff; doubles each attempt, jittered to 50-100%.")
     backoff_max_s: float = Field(120.0, ge=0)
     cookies: Path | None = Field(None, description="Netscape cookies file, passed to yt-dlp (needed for many real YouTube runs).")
-    proxy: str | None = Field(None, description="Proxy URL, passed to yt-dlp.")
+    proxy: str | None = Field(None, description="Proxy URL, passed to yt-dlp; the proxy itself is always reachable.")
     rate_limit_bytes: int | None = Field(None, gt=0, description="Download rate limit in bytes/s, passed to yt-dlp.")
-    extra_options: dict[str, Any] = Field(default_factory=dict, description="Any further yt-dlp YoutubeDL options, passed through as is.")
+    extra_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further yt-dlp YoutubeDL options, passed through; RESERVED_YTDLP_OPTIONS (files, commands, "
+        "postprocessors, file:// and netrc access, limits) are refused.",
+    )
+
+    @field_validator("allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        """``a,b`` (how a key=value override spells a list) is the list [a, b]; one entry is a list of one."""
+        if isinstance(value, str | int | float):
+            return [part for part in (p.strip() for p in str(value).split(",")) if part]
+        return value
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _hosts_valid(cls, value: list[str]) -> list[str]:
+        from curate.egress import parse_allow_entry
+
+        for entry in value:
+            parse_allow_entry(entry)  # raises ValueError naming the entry
+        return value
+
+    @field_validator("extra_options")
+    @classmethod
+    def _no_reserved_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        clash = RESERVED_YTDLP_OPTIONS & value.keys()
+        if clash:
+            raise ValueError(f"download.extra_options may not set {sorted(clash)}: the download stage owns them")
+        return value
 
 
 class SubtitlesConfig(_Section):

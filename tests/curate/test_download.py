@@ -33,6 +33,12 @@ from curate.download import (
 from curate.errors import CurateError
 
 network = pytest.mark.timeout(60, func_only=True)
+LOOPBACK = ["127.0.0.1"]
+"""The test servers listen on loopback, which downloads may only reach when download.allow_hosts says so."""
+
+
+def _loopback(**options: object) -> DownloadConfig:
+    return DownloadConfig(**{"allow_hosts": LOOPBACK, **options})
 
 
 def _tree(root: Path) -> set[str]:
@@ -41,7 +47,7 @@ def _tree(root: Path) -> set[str]:
 
 def _fail(url: str, workdir: Path, sleeps: list[float] | None = None, **options: object) -> CurateError:
     with pytest.raises(CurateError) as caught:
-        download(url, "vid", workdir, DownloadConfig(**options), sleep=(sleeps if sleeps is not None else []).append)
+        download(url, "vid", workdir, _loopback(**options), sleep=(sleeps if sleeps is not None else []).append)
     return caught.value
 
 
@@ -78,7 +84,7 @@ def _page(root: Path, name: str, body: str, title: str = "page") -> str:
 
 @network
 def test_direct_mp4_without_audio(demo_server: str, tmp_path: Path) -> None:
-    result = download(demo_server + "silent.mp4", "silent", tmp_path / "w", DownloadConfig(attempts=1))
+    result = download(demo_server + "silent.mp4", "silent", tmp_path / "w", _loopback(attempts=1))
     assert result.video_path == tmp_path / "w" / "video.mp4"
     assert result.subtitle_path is None and result.subtitle_kind is None and result.attempts == 1
     assert result.info["duration"] == pytest.approx(40.0) and result.info["acodec"] == "none"
@@ -89,7 +95,7 @@ def test_direct_mp4_without_audio(demo_server: str, tmp_path: Path) -> None:
 
 @network
 def test_page_with_manual_vtt(demo_corpus: tuple[Path, dict], demo_server: str, tmp_path: Path) -> None:
-    result = download(demo_server + "lecture.html", "lecture", tmp_path, DownloadConfig(attempts=1))
+    result = download(demo_server + "lecture.html", "lecture", tmp_path, _loopback(attempts=1))
     assert (result.subtitle_language, result.subtitle_kind) == ("en", "manual")
     assert result.subtitle_path == tmp_path / "video.en.vtt"
     assert result.subtitle_path.read_bytes() == (demo_corpus[0] / "lecture.en.vtt").read_bytes()
@@ -99,7 +105,7 @@ def test_page_with_manual_vtt(demo_corpus: tuple[Path, dict], demo_server: str, 
 
 @network
 def test_page_with_srt_track(demo_server: str, tmp_path: Path) -> None:
-    result = download(demo_server + "cooking.html", "cooking", tmp_path, DownloadConfig(attempts=1))
+    result = download(demo_server + "cooking.html", "cooking", tmp_path, _loopback(attempts=1))
     assert result.subtitle_path == tmp_path / "video.en.srt"
     assert result.subtitle_path.read_text().startswith("1\n00:00:01,000 --> ")
     assert _tree(tmp_path) == {"video.mp4", "video.en.srt", "video.info.json"}
@@ -110,7 +116,7 @@ def test_missing_subtitle_file_keeps_the_video(site: tuple[Path, str], tmp_path:
     root, base = site
     page = _page(root, "p.html", '<video><source src="silent.mp4" type="video/mp4">'
                                  '<track kind="subtitles" srclang="en" src="gone.vtt"></video>')  # fmt: skip
-    result = download(base + page, "p", tmp_path / "w", DownloadConfig(attempts=1))
+    result = download(base + page, "p", tmp_path / "w", _loopback(attempts=1))
     assert result.subtitle_path is None and result.video_path.is_file()
     assert "http_404" in (result.subtitle_warning or "")
 
@@ -348,10 +354,11 @@ def test_too_large_is_permanent(demo_server: str, tmp_path: Path) -> None:
 
 
 @network
-def test_time_limit_is_transient(demo_server: str, tmp_path: Path) -> None:
+def test_time_limit_is_permanent(demo_server: str, tmp_path: Path) -> None:
+    """A server that cannot deliver within the limit will not on a retry either: the attempt's process is killed."""
     sleeps: list[float] = []
     error = _fail(demo_server + "lecture.html", tmp_path, sleeps, time_limit_s=0.001, attempts=2)
-    assert (error.code, error.error_class, error.attempts, len(sleeps)) == ("time_limit", "transient", 2, 1)
+    assert (error.code, error.error_class, error.attempts, len(sleeps)) == ("time_limit", "permanent", 1, 0)
     assert not any(name.endswith((".part", ".ytdl")) for name in _tree(tmp_path))
 
 
@@ -366,7 +373,7 @@ def test_hostile_url_and_page_cannot_write_outside_the_workdir(site: tuple[Path,
     urls = [base + "a/..%2f..%2f$(touch%20PWNED)%3bb/../../silent.mp4?n=../../../evil&t=$(id);rm", base + page]
     for index, url in enumerate(urls):
         workdir = scratch / str(index) / "work"
-        result = download(url, "x", workdir, DownloadConfig(attempts=1))
+        result = download(url, "x", workdir, _loopback(attempts=1))
         assert result.subtitle_path is None
     assert _tree(scratch) == {"0", "1", "0/work", "1/work", "0/work/video.mp4", "1/work/video.mp4",
                               "0/work/video.info.json", "1/work/video.info.json"}  # fmt: skip
