@@ -2,32 +2,38 @@
 
 Clips are planned on sentence boundaries and carry the sentences spoken in them,
 so this stage turns a WebVTT or SRT track (as yt-dlp writes it) into a list of
-:class:`Sentence` with times in source seconds.  Parsing is done by webvtt-py;
-this module cleans the text, undoes the "rolling" layout of YouTube's automatic
-captions, and segments the text stream into sentences.
+:class:`Sentence` with times in source seconds. It cleans the text, undoes the
+"rolling" layout of YouTube's automatic captions, and segments the text stream into
+sentences.
 
-Subtitle files come from the internet: a broken one is reported as the
-permanent error ``malformed_subtitles`` (or, through :func:`load_sentences`, as
-a warning), never as a crash, and never fails the video it belongs to.
+Subtitle files come from the internet and are read the way a browser reads WebVTT:
+cue by cue, so a malformed cue (a comma decimal or a short ``0:7.5`` timestamp is
+repaired; a wrong arrow, a missing end or an end before the start drops that cue) never
+costs its neighbours. A file without a single usable cue is the permanent error
+``malformed_subtitles`` (through :func:`load_sentences`, a warning: the video is clipped
+by its shots). Text is data: markup and entities are removed, and chat-template tokens
+(``<|im_end|>``...) an entity could spell are neutralised before any model sees them.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import webvtt
-from webvtt.errors import MalformedFileError
-
 from curate.config import SubtitlesConfig
 from curate.errors import CurateError, permanent
+from curate.textgen.prompts import neutralize_special_tokens
 
 MALFORMED = "malformed_subtitles"
+MAX_FILE_BYTES = 64 * 1024**2
+"""A last guard for files that did not come through the download's own cap (download.max_subtitle_bytes)."""
 
 _ASS_TAG = re.compile(r"\{\\[^}]*\}")
+_CUE_TAG = re.compile(r"<[^>]*>")
+_TIMESTAMP = re.compile(r"^(?:(\d{1,4}):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?$")
 _WHITESPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\S+")
 _TERMINALS = ".!?…"
@@ -69,78 +75,101 @@ class _Word:
 # --------------------------------------------------------------------------- parsing
 
 
-def _sniff_format(path: Path) -> str:
-    """``vtt`` when the file starts with the WebVTT signature, else ``srt``."""
-    head = path.read_bytes()[:64].lstrip(b"\xef\xbb\xbf").lstrip()
-    return "vtt" if head.startswith(b"WEBVTT") else "srt"
-
-
-def _format_of(path: Path) -> str:
+def _format_of(path: Path, text: str) -> str:
+    """``vtt`` for a .vtt file or one starting with the WebVTT signature, ``srt`` otherwise."""
     suffix = path.suffix.lower()
-    return suffix[1:] if suffix in (".vtt", ".srt") else _sniff_format(path)
+    if suffix in (".vtt", ".srt"):
+        return suffix[1:]
+    return "vtt" if text.startswith("WEBVTT") else "srt"
 
 
-_FORMAT_NAMES = {"vtt": "WebVTT", "srt": "SRT"}
-
-
-def _reason(error: Exception, fmt: str) -> str:
-    if isinstance(error, UnicodeDecodeError):
-        return "not UTF-8 text"
-    if isinstance(error, MalformedFileError):
-        return f"not a {_FORMAT_NAMES[fmt]} file"
-    if isinstance(error, OSError):
-        return f"cannot be read ({error.strerror or error})"
-    return f"cannot be parsed ({type(error).__name__}: {error})"
-
-
-def _read_captions(path: Path) -> list[webvtt.Caption]:
-    """webvtt-py's captions, any failure of it turned into ``malformed_subtitles``.
-
-    The file is untrusted and webvtt-py may raise several exception types on
-    garbage, so everything it raises is the file's fault here.  Cues with
-    unreadable timestamps are skipped by webvtt-py; only a file without a
-    single readable cue is malformed, so one typo does not lose a whole track.
-    """
-    fmt = "vtt"
+def _read_text(path: Path) -> str:
+    """The file as text (UTF-8, invalid bytes replaced, as browsers decode WebVTT), BOM and NULs removed."""
     try:
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             raise permanent(MALFORMED, f"{path.name}: empty file")
-        fmt = _format_of(path)
-        reader = webvtt.read if fmt == "vtt" else webvtt.from_srt
-        captions = list(reader(str(path)).captions)
-    except CurateError:
-        raise
-    except Exception as error:
-        raise permanent(MALFORMED, f"{path.name}: {_reason(error, fmt)}") from error
-    if not captions:
-        raise permanent(MALFORMED, f"{path.name}: no cue with valid timestamps")
-    return captions
+        if size > MAX_FILE_BYTES:
+            raise permanent(MALFORMED, f"{path.name}: larger than {MAX_FILE_BYTES} bytes")
+        data = path.read_bytes()
+    except OSError as error:
+        raise permanent(MALFORMED, f"{path.name}: cannot be read ({error.strerror or error})") from error
+    return data.decode("utf-8", errors="replace").lstrip("\ufeff").replace("\x00", "\ufffd")
+
+
+def parse_timestamp(text: str) -> float | None:
+    """Seconds of a cue timestamp, or None. Lenient where the intent is clear: ``00:01:02.500``,
+    ``01:02.5``, ``0:7.5`` and SRT's ``00:01:02,500`` all parse; minutes or seconds past 59 do not."""
+    match = _TIMESTAMP.match(text.strip())
+    if match is None:
+        return None
+    hours, minutes, seconds, fraction = match.groups()
+    if int(minutes) > 59 or int(seconds) > 59:
+        return None
+    millis = round(int(fraction) * 10 ** (3 - len(fraction))) if fraction else 0
+    return round(int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + millis / 1000, 3)
+
+
+def _timing(line: str) -> tuple[float, float] | None:
+    """(start, end) of a cue timing line ``START --> END [settings]``; None drops the cue."""
+    left, arrow, right = line.partition("-->")
+    if not arrow or not right.split():
+        return None
+    start, end = parse_timestamp(left), parse_timestamp(right.split()[0])
+    if start is None or end is None or end <= start:
+        return None
+    return start, end
+
+
+def _blocks(lines: list[str]) -> Iterator[list[str]]:
+    """Groups of lines separated by empty lines; a timing line also starts a new group, so a cue
+    missing its blank line does not swallow the next one."""
+    block: list[str] = []
+    for line in lines:
+        starts_cue = "-->" in line and any("-->" not in previous for previous in block[-1:]) and len(block) > 1
+        if line == "" or starts_cue:
+            if block:
+                yield block
+            block = [] if line == "" else [line]
+            continue
+        block.append(line)
+    if block:
+        yield block
+
+
+def _cue_of(block: list[str]) -> Cue | None:
+    """The cue of one block (optional identifier line, timing line, text), or None."""
+    timing_at = next((i for i, line in enumerate(block[:2]) if "-->" in line), None)
+    if timing_at is None:
+        return None
+    times = _timing(block[timing_at])
+    text = _clean_text("\n".join(block[timing_at + 1 :]))
+    return Cue(times[0], times[1], text) if times and text else None
 
 
 def _clean_text(text: str) -> str:
-    """Cue text without ASS tags and HTML entities, whitespace collapsed.
-
-    Cue tags (``<c>``, ``<i>``, ``<font>``, inline ``<00:00:01.000>`` word
-    timings) are already gone: webvtt-py's ``Caption.text`` strips them.
-    """
-    return _WHITESPACE.sub(" ", html.unescape(_ASS_TAG.sub("", text))).strip()
+    """Cue text without tags (``<c>``, ``<i>``, ``<v Name>``, inline ``<00:00:01.000>`` word timings),
+    ASS tags and HTML entities, with model special tokens neutralised and whitespace collapsed."""
+    plain = html.unescape(_CUE_TAG.sub("", _ASS_TAG.sub("", text)))
+    return _WHITESPACE.sub(" ", neutralize_special_tokens(plain)).strip()
 
 
 def parse_subtitles(path: str | Path) -> list[Cue]:
     """The cues of a .vtt or .srt file (the format sniffed for other extensions).
 
-    Markup is removed, empty and zero-length cues are dropped, cues are sorted
-    by start.  Raises ``CurateError("malformed_subtitles")`` and nothing else
-    when the file cannot be read as subtitles.
+    Markup is removed, malformed, empty and zero-length cues are dropped one by one, cues
+    are sorted by start. Raises ``CurateError("malformed_subtitles")`` and nothing else
+    when the file holds no usable cue.
     """
     path = Path(path)
-    cues = []
-    for caption in _read_captions(path):
-        start = caption.start_time.in_milliseconds() / 1000
-        end = caption.end_time.in_milliseconds() / 1000
-        text = _clean_text(caption.text)
-        if text and end > start:
-            cues.append(Cue(start, end, text))
+    text = _read_text(path)
+    fmt = _format_of(path, text)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if fmt == "vtt" and not re.match(r"WEBVTT(?:[ \t].*)?$", lines[0]):
+        raise permanent(MALFORMED, f"{path.name}: not a WebVTT file (no WEBVTT signature)")
+    cues = [cue for cue in map(_cue_of, _blocks(lines[1:] if fmt == "vtt" else lines)) if cue is not None]
+    if not cues:
+        raise permanent(MALFORMED, f"{path.name}: no cue with valid timestamps")
     return sorted(cues, key=lambda cue: (cue.start, cue.end))
 
 
@@ -316,4 +345,6 @@ def load_sentences(path: str | Path, config: SubtitlesConfig) -> tuple[list[Sent
         cues = parse_subtitles(path)
     except CurateError as error:
         return [], str(error)
+    except Exception as error:  # noqa: BLE001 - a subtitle file must never cost its video
+        return [], f"{MALFORMED}: {Path(path).name}: cannot be parsed ({type(error).__name__})"
     return segment_sentences(collapse_rolling(cues), config), None

@@ -47,6 +47,13 @@ STRICT_SUFFIX = (
 
 _DELIMITER = re.compile(r"<\s*/?\s*text\s*>", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPECIAL_TOKEN = re.compile(
+    r"<\s*[|｜][^<>|｜\n]{0,64}[|｜]\s*>"  # <|im_start|>, <|endoftext|>, <|eot_id|>, DeepSeek's <｜...｜>
+    r"|\[\s*/?\s*(?:INST|SYS|AVAILABLE_TOOLS|TOOL_CALLS|TOOL_RESULTS)\s*\]"  # Llama 2 / Mistral
+    r"|<<\s*/?\s*SYS\s*>>"
+    r"|<\s*/?\s*(?:s|unk|pad|bos|eos|start_of_turn|end_of_turn|image|video|think|tool_call)\s*>",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -58,13 +65,27 @@ class Prompt:
     images: tuple[bytes, ...] = field(default=(), repr=False)
 
 
+def neutralize_special_tokens(text: str) -> str:
+    """``text`` without the chat-template and special tokens of common models (``<|im_start|>``,
+    ``<|im_end|>``, ``<|endoftext|>``, ``[INST]``, ``<s>``...), each replaced by a space.
+
+    Tokenizers turn these strings into real control tokens, so a subtitle (whose entities
+    ``&lt;|im_end|&gt;`` become the string after unescaping) could otherwise end the user turn
+    and forge a system or assistant turn of its own.
+    """
+    previous = None
+    while previous != text:  # removing one token must not join two halves into another
+        previous, text = text, _SPECIAL_TOKEN.sub(" ", text)
+    return text
+
+
 def as_data(text: str) -> str:
-    """Text made safe to place between the delimiters: markers and control characters removed.
+    """Text made safe to place between the delimiters: markers, special tokens and control characters removed.
 
     Without this a subtitle containing ``</text>`` could close the data block and put its
     own words where the instructions are.
     """
-    return _CONTROL.sub("", _DELIMITER.sub(" ", text)).strip()
+    return _CONTROL.sub("", _DELIMITER.sub(" ", neutralize_special_tokens(text))).strip()
 
 
 def summary_prompt(text: str, task: str, system: str, max_words: int, strict: bool) -> Prompt:
