@@ -29,6 +29,9 @@ class SourcesConfig(_Section):
         "(a row outside it, or with no root set, fails permanently). Off by default because URLs are untrusted.",
     )
     opt_out: Path | None = Field(None, description="A file of video ids or URLs (one per line) that are never downloaded.")
+    max_entries_per_source: int = Field(
+        1000, ge=1, description="A playlist, channel or multi-video page expands into at most this many videos (curate.expand)."
+    )
 
 
 # yt-dlp options download.extra_options may not set: where files go, what runs besides the download
@@ -218,7 +221,7 @@ class BackendConfig(_Section):
     max_new_tokens: int = Field(64, ge=8, description="Generation cap; the word limit is enforced after generation.")
     batch_size: int = Field(8, ge=1, description="hf: prompts per generate() call (sorted by length to limit padding).")
     device: str = Field("auto", description="hf: torch device; auto picks cuda when available.")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="hf: weights dtype; auto: the checkpoint's.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="hf, vllm: weights dtype; auto: the checkpoint's (on CPU, float32 is the fast one).")
     base_url: str | None = Field(None, description="openai: endpoint, e.g. http://host:8000/v1 (None: the client's default).")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key.")
     max_concurrency: int = Field(8, ge=1, description="openai: requests in flight at once.")

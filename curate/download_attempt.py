@@ -31,6 +31,7 @@ from curate.download_errors import classify_error
 from curate.download_limits import child_main
 from curate.egress import ALLOWED_SCHEMES, EgressPolicy, install_connect_guard
 from curate.errors import CurateError, permanent, transient
+from curate.expand import entry_index
 from curate.media_guard import ALLOWED_DEMUXERS, demuxer_of, describe_bytes, media_input_args
 from curate.subtitle_tracks import SubtitleKind, choose_subtitle_track, subtitle_format
 from curate.ytdlp_guard import BodyCaps, GuardedYoutubeDL
@@ -192,7 +193,7 @@ def _extract(ydl: GuardedYoutubeDL, url: str, ie_key: str | None) -> dict:
     for _ in range(_MAX_RESOLVE_DEPTH):
         kind = info.get("_type", "video")
         if kind in ("playlist", "multi_video"):
-            info = _single_entry(info)
+            info = _single_entry(info, entry_index(url))
         elif kind in ("url", "url_transparent"):
             info = _follow(ydl, info)
         else:
@@ -200,10 +201,14 @@ def _extract(ydl: GuardedYoutubeDL, url: str, ie_key: str | None) -> dict:
     raise permanent("unsupported_url", f"no video after following {_MAX_RESOLVE_DEPTH} redirections")
 
 
-def _single_entry(playlist: dict) -> dict:
-    """A page that wraps one video is that video; several videos are not one video."""
+def _single_entry(playlist: dict, index: int | None = None) -> dict:
+    """A page that wraps one video is that video; several videos are not one video, unless the URL
+    names one of them (``#entry=N``: how :mod:`curate.expand` lists the videos embedded in one page)."""
     entries = playlist.get("entries") or []
-    first = list(itertools.islice(iter(entries), 2)) if not hasattr(entries, "getslice") else entries.getslice(0, 2)
+    start, stop = (index - 1, index) if index is not None else (0, 2)
+    first = list(itertools.islice(iter(entries), start, stop)) if not hasattr(entries, "getslice") else entries.getslice(start, stop)
+    if index is not None and not first:
+        raise permanent("playlist", f"the page has no entry {index}")
     if len(first) != 1:
         raise permanent("playlist", f"the URL holds {'no' if not first else 'several'} videos, not one")
     if not isinstance(first[0], dict):
