@@ -32,6 +32,7 @@ from curate.download_limits import child_main
 from curate.egress import ALLOWED_SCHEMES, EgressPolicy, install_connect_guard
 from curate.errors import CurateError, permanent, transient
 from curate.expand import entry_index
+from curate.jsruntime import js_runtimes
 from curate.media_guard import ALLOWED_DEMUXERS, demuxer_of, describe_bytes, media_input_args
 from curate.subtitle_tracks import SubtitleKind, choose_subtitle_track, subtitle_format
 from curate.ytdlp_guard import BodyCaps, GuardedYoutubeDL
@@ -82,6 +83,7 @@ def ydl_params(config: DownloadConfig, workdir: Path) -> dict[str, Any]:
     optional = {"cookiefile": config.cookies and str(config.cookies), "proxy": config.proxy,
                 "ratelimit": config.rate_limit_bytes}  # fmt: skip
     params.update({key: value for key, value in optional.items() if value is not None})
+    params.setdefault("js_runtimes", js_runtimes())  # YouTube's challenges (curate.jsruntime)
     return params
 
 

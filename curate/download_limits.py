@@ -8,7 +8,9 @@ a process group of its own:
 
 * a wall-clock deadline: past it the parent kills the whole group (yt-dlp's ffmpeg merges
   included), and a watchdog thread in the child does the same should the parent be gone;
-* ``RLIMIT_AS``: memory the attempt cannot exceed (Python raises MemoryError);
+* ``RLIMIT_AS``: memory the attempt cannot exceed (Python raises MemoryError); the soft limit only,
+  so the one program that must reserve more address space than it uses (deno, YouTube's
+  JavaScript challenge solver, see :mod:`curate.jsruntime`) can be started above it;
 * ``RLIMIT_FSIZE``: bytes one file may reach (writes fail with EFBIG).
 
 Request and answer are JSON (stdin, and the child's original stdout; anything else the child
@@ -147,7 +149,7 @@ def _apply_limits(limits: ChildLimits) -> None:
     _start_watchdog(limits.wall_s + _WATCHDOG_GRACE_S)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE fails with EFBIG instead
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, resource.RLIM_INFINITY))
 
 
 def _start_watchdog(seconds: float) -> None:
