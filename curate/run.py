@@ -7,10 +7,7 @@ samples are never written again, and videos already ``ok`` or failed for good ar
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +20,8 @@ from curate.config import CurateConfig
 from curate.sink import CLIPS_FILE, STATS_FILE, DatasetWriter
 from curate.sources import SourceRow, load_opt_out, read_sources
 from curate.video import VideoResult, curate_video
+from curate.workdir import private_workdir, remove_workdir
+from curate.workers import WorkerPool
 
 __all__ = ["CLIPS_FILE", "STATS_FILE", "RunSummary", "run"]
 
@@ -36,17 +35,14 @@ class RunSummary:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def _curate_one(args: tuple[SourceRow, CurateConfig, Path]) -> VideoResult:
-    return curate_video(*args)
-
-
 def _results(todo: list[SourceRow], config: CurateConfig, work_root: Path, workers: int) -> Iterator[VideoResult]:
-    jobs = [(row, config, work_root) for row in todo]
+    """Results as videos finish: in this process for ``workers <= 1`` (a debugger sees everything),
+    else in worker processes, where a killed worker costs only the video it held."""
     if workers <= 1:
-        yield from map(_curate_one, jobs)
+        yield from (curate_video(row, config, work_root) for row in todo)
         return
-    with mp.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap_unordered(_curate_one, jobs)
+    with WorkerPool(workers, config, work_root) as pool:
+        yield from pool.imap_unordered(todo)
 
 
 def _text_enricher(config: CurateConfig):
@@ -80,7 +76,7 @@ def run(
     sink = DatasetWriter(str(output), config)
     todo = sink.todo(load_sources(sources, config), retry_failed)
     own_work = work_root is None
-    work_root = work_root or Path(tempfile.mkdtemp(prefix="vidla-work-"))
+    work_root = work_root or private_workdir()
     enricher = _text_enricher(config) if todo else None
     try:
         bar = tqdm(_results(todo, config, work_root, workers), total=len(todo), unit="video", disable=not progress)
@@ -95,7 +91,7 @@ def run(
             bar.set_postfix_str(f"{result.status.video_id}: {result.status.status}")
     finally:
         if own_work:
-            shutil.rmtree(work_root, ignore_errors=True)
+            remove_workdir(work_root)
         if enricher is not None:
             enricher.close()
     wall = time.monotonic() - started

@@ -19,6 +19,7 @@ from curate.config import CurateConfig
 from curate.ledger import Ledger, VideoStatus
 from curate.plan import SCALES
 from curate.records import FORMAT_VERSION, Sample
+from curate.redact import redact_text, redact_url
 from curate.shards import INDEX_SCHEMA, ShardWriter, committed_shards, shard_name
 from curate.sources import SourceRow
 from curate.storage import Storage
@@ -85,14 +86,17 @@ class DatasetWriter:
 
     def todo(self, rows: list[SourceRow], retry_failed: bool = False) -> list[SourceRow]:
         """Record rows that cannot be processed (invalid, duplicate, opted out); return the rest not yet done."""
-        unprocessable = [_unprocessable(r) for r in rows if r.status != "pending"]
+        unprocessable = [_without_secrets(_unprocessable(r)) for r in rows if r.status != "pending"]
         self.ledger.commit([s for s in unprocessable if not self.ledger.has(s.key)])
-        return [r for r in rows if r.status == "pending" and not self.ledger.done(r.url, retry_failed)]
+        return [r for r in rows if r.status == "pending" and not self.ledger.done(redact_url(r.url), retry_failed)]
 
     def write(self, status: VideoStatus, samples: list[Sample]) -> None:
-        """Append one finished video (its samples may be empty when it failed)."""
+        """Append one finished video (its samples may be empty when it failed); URLs lose their secrets here,
+        where every driver's rows and samples are stored."""
+        status = _without_secrets(status)
         self.tally.statuses.append(status)
         for sample in samples:
+            sample.record["url"] = redact_url(str(sample.record.get("url", "")))
             if self.writers[sample.scale].write(sample) is not None:
                 self.tally.samples_written[sample.scale] += 1
         vid = status.video_id
@@ -111,6 +115,14 @@ class DatasetWriter:
         stats.update(extra_stats or {})
         self.storage.write_bytes(STATS_FILE, json.dumps(stats, indent=2).encode())
         return stats
+
+
+def _without_secrets(status: VideoStatus) -> VideoStatus:
+    """The row as stored: no credentials or signatures in its URL or in the messages about it."""
+    status.url = redact_url(status.url)
+    status.error = status.error and redact_text(status.error)
+    status.subtitle_warning = status.subtitle_warning and redact_text(status.subtitle_warning)
+    return status
 
 
 def _unprocessable(row: SourceRow) -> VideoStatus:
@@ -138,7 +150,9 @@ def dataset_stats(ledger: Ledger, config: CurateConfig, tally: RunTally, wall_s:
     done_now = [r for r in tally.statuses if r.status == "ok"]
     failures = Counter(f"{r.error_class}:{r.error_code}" for r in rows if r.status == "failed")
     cpu_s = sum(r.cpu_s or 0.0 for r in tally.statuses)
+    text_cpu_s = sum(r.text_cpu_s or 0.0 for r in tally.statuses)
     source_s = sum(r.duration or 0.0 for r in done_now)
+    stage_cpu = {k: round(sum(getattr(r, f"{k}_cpu_s") or 0.0 for r in tally.statuses), 3) for k in ("download", "analyze", "cut", "text")}
     return {
         "format_version": FORMAT_VERSION,
         "funnel": {
@@ -155,10 +169,17 @@ def dataset_stats(ledger: Ledger, config: CurateConfig, tally: RunTally, wall_s:
             "videos_processed": len(tally.statuses),
             "samples_written": tally.samples_written,
             "wall_s": round(wall_s, 3),
-            "stage_s": {k: round(sum(getattr(r, f"{k}_s") or 0.0 for r in done_now), 3) for k in ("download", "analyze", "cut")},
-            "cpu_s": round(cpu_s, 3),  # of the video work, in whichever process ran it
+            "stage_s": {k: round(sum(getattr(r, f"{k}_s") or 0.0 for r in done_now), 3) for k in ("download", "analyze", "cut", "text")},
+            # CPU seconds per stage, in whichever process ran it (ffmpeg children included; the text
+            # stages' share of each batch by clip count, all the actor's threads counted).
+            "stage_cpu_s": stage_cpu,
+            "cpu_s": round(cpu_s + text_cpu_s, 3),
+            "curation_cpu_s": round(cpu_s, 3),
             "source_seconds": round(source_s, 3),
+            # Curation covers download, the decode, planning and cutting; the second figure adds captions and summaries.
             "source_seconds_per_cpu_second": round(source_s / cpu_s, 3) if cpu_s else None,
+            "source_seconds_per_cpu_second_with_text": round(source_s / (cpu_s + text_cpu_s), 3) if cpu_s + text_cpu_s else None,
+            "preroll_s": round(sum(r.preroll_s or 0.0 for r in done_now), 3),
             "source_seconds_per_wall_second": round(source_s / wall_s, 3) if wall_s else None,
         },
         "config": json.loads(config.model_dump_json()),

@@ -27,6 +27,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from curate.redact import redact_url
 from curate.storage import filesystem, is_uri, redacted
 
 Status = Literal["pending", "skipped", "failed"]
@@ -301,6 +302,7 @@ class _Deduper:
         self._by_id: dict[str, int] = {}
 
     def duplicate_of(self, url: str, video_id: str) -> str | None:
+        url = redact_url(url)  # the ledger stores URLs without secrets: one row per stored URL
         if url in self._by_url:
             return f"duplicate of row {self._by_url[url]} (same URL)"
         if video_id in self._by_id:
@@ -308,7 +310,7 @@ class _Deduper:
         return None
 
     def remember(self, url: str, video_id: str, row: int) -> None:
-        self._by_url.setdefault(url, row)
+        self._by_url.setdefault(redact_url(url), row)
         self._by_id.setdefault(video_id, row)
 
 
@@ -327,8 +329,8 @@ def _classify(
     if problem is not None:
         return SourceRow(text, video_id, "failed", "invalid_url", f"row {row}: {problem}", row)
     url = normalize_url(text)
-    if url in opt_out or video_id in opt_out:
-        matched = "URL" if url in opt_out else f"video_id {video_id!r}"
+    if {url, redact_url(url)} & opt_out or video_id in opt_out:
+        matched = f"video_id {video_id!r}" if video_id in opt_out else "URL"
         return SourceRow(
             url, video_id, "skipped", "opted_out", f"row {row}: {matched} is on the opt-out list", row
         )
