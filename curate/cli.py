@@ -66,7 +66,8 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(
         f"this run: {run_stats.get('videos_processed', 0)} videos in {run_stats.get('wall_s', 0):.1f} s, "
         f"{run_stats.get('source_seconds', 0):.0f} s of video, "
-        f"{run_stats.get('source_seconds_per_cpu_second') or 0:.1f} s of video per CPU-second"
+        f"{run_stats.get('source_seconds_per_cpu_second') or 0:.1f} s of video per CPU-second of curation, "
+        f"{run_stats.get('source_seconds_per_cpu_second_with_text') or 0:.1f} with captions and summaries"
     )
     return "\n".join(lines)
 

@@ -3,10 +3,11 @@
     python pipelines/build_dataset.py --sources urls.txt --output OUT [--config C.yaml] [key.sub=value ...]
     ray job submit --working-dir . -- python pipelines/build_dataset.py --sources ... --output s3://bucket/ds
 
-The data flow, one Ray Data stage per line, each with the resources its config declares:
+The data flow, one Ray Data stage per line, each an actor pool with the resources its
+config declares (actor pools are never fused, so no stage runs inside another's actors):
 
     sources (driver: read, de-duplicate, skip what the ledger says is done)
-      -> download        yt-dlp, I/O bound: many concurrent tasks at a fraction of a CPU
+      -> download        yt-dlp, I/O bound: many concurrent actors at a fraction of a CPU
       -> clip            the one decode pass, planning, stream-copy cutting: one CPU each
       -> vlm             short-clip captions (an actor pool, GPUs on a cluster), when text.vlm is configured
       -> llm             subtitle summaries and medium/long captions (its own pool), when text.llm is configured
@@ -38,7 +39,7 @@ from curate.sink import DatasetWriter
 from curate.sources import source_list_exists
 from curate.storage import Storage, redacted
 from pipelines.config import PipelineConfig, load_pipeline_config
-from pipelines.stages import TextStage, clip_row, download_row, from_row
+from pipelines.stages import ClipStage, DownloadStage, TextStage, from_row
 
 EXIT_USAGE = 2
 
@@ -89,6 +90,22 @@ def init_ray(config: PipelineConfig) -> None:
         ray.init(num_cpus=config.ray.num_cpus, object_store_memory=config.ray.object_store_memory_bytes, **kwargs)
 
 
+def cluster_cpus() -> float | None:
+    """The CPUs of the Ray cluster as it is now (bounds pools whose concurrency is unset)."""
+    import ray
+
+    return ray.cluster_resources().get("CPU")
+
+
+def add_curation_stages(ds, config: PipelineConfig):
+    """Download, then clip: each its own long-lived actor pool."""
+    cpus = cluster_cpus()
+    kwargs = {"config": config, "work_root": config.ray.work_root}
+    for stage, resources in ((DownloadStage, config.ray.download), (ClipStage, config.ray.clip)):
+        ds = ds.map(stage, fn_constructor_kwargs=kwargs, **resources.ray_args(cpus))
+    return ds
+
+
 def add_text_stages(ds, config: PipelineConfig):
     """The GPU seam: a captioning pool, then a summarisation pool, each only when configured."""
     from curate.enrich import startup_notes
@@ -104,7 +121,7 @@ def add_text_stages(ds, config: PipelineConfig):
             fn_constructor_kwargs={"config": config, "stage": stage},
             batch_size=resources.batch_size,
             batch_format="numpy",
-            **resources.ray_args(actors=True),
+            **resources.ray_args(),
         )
     return ds
 
@@ -119,11 +136,8 @@ def build(sources: str | Path, output: str, config: PipelineConfig, retry_failed
     if todo:
         init_ray(config)
         ray.data.DataContext.get_current().enable_progress_bars = config.ray.progress
-        stage_kwargs = {"config": config, "work_root": config.ray.work_root}
         ds = ray.data.from_items([asdict(r) for r in todo], override_num_blocks=len(todo))
-        ds = ds.map(download_row, fn_kwargs=stage_kwargs, **config.ray.download.ray_args())
-        ds = ds.map(clip_row, fn_kwargs=stage_kwargs, **config.ray.clip.ray_args())
-        ds = add_text_stages(ds, config)
+        ds = add_text_stages(add_curation_stages(ds, config), config)
         for row in ds.iter_rows():
             clipped = from_row(row)
             sink.write(clipped.status, clipped.samples)

@@ -26,28 +26,36 @@ class StageResources(_Section):
     batch_size: int | None = Field(None, ge=1, description="Videos per call, for batched (GPU) stages.")
     memory_bytes: int | None = Field(None, ge=1, description="Memory Ray reserves per task, to bound packing.")
 
-    @property
-    def pool_bounds(self) -> tuple[int, int]:
-        """(fewest, most) tasks or actors at once; an unset concurrency counts as one (an actor pool's size)."""
+    def pool_bounds(self, cluster_cpus: float | None = None) -> tuple[int, int | None]:
+        """(fewest, most) actors; an unset concurrency scales from one up to what the cluster's CPUs allow.
+
+        ``cluster_cpus`` (known once Ray is up) bounds an unset concurrency, so a local run
+        starts its pool at full size instead of waiting for the autoscaler; None leaves the
+        top open (a cluster that autoscales nodes).
+        """
         if isinstance(self.concurrency, tuple):
             return self.concurrency
-        size = self.concurrency or 1
-        return size, size
+        if self.concurrency is not None:
+            return self.concurrency, self.concurrency
+        if cluster_cpus and self.num_cpus > 0:
+            return 1, max(1, int(cluster_cpus // self.num_cpus))
+        return 1, None
 
-    def ray_args(self, actors: bool = False) -> dict[str, Any]:
-        """Keyword arguments for ``Dataset.map``/``map_batches``: tasks for functions, an actor pool for classes."""
-        from ray.data import ActorPoolStrategy, TaskPoolStrategy
+    def ray_args(self, cluster_cpus: float | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``Dataset.map``/``map_batches`` of a callable class: a long-lived actor pool.
+
+        Actor pools are never fused into a neighbouring operator, so each stage keeps its own
+        resources (a CPU stage never runs inside a GPU or model actor).
+        """
+        from ray.data import ActorPoolStrategy
 
         args: dict[str, Any] = {"num_cpus": self.num_cpus}
         if self.num_gpus:
             args["num_gpus"] = self.num_gpus
         if self.memory_bytes:
             args["memory"] = self.memory_bytes
-        if actors:
-            low, high = self.pool_bounds
-            args["compute"] = ActorPoolStrategy(min_size=low, max_size=high)
-        elif self.concurrency is not None:
-            args["compute"] = TaskPoolStrategy(size=self.pool_bounds[1])
+        low, high = self.pool_bounds(cluster_cpus)
+        args["compute"] = ActorPoolStrategy(min_size=low, max_size=high, initial_size=high or low)
         return args
 
 
@@ -58,8 +66,13 @@ class RayConfig(_Section):
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray started by the script (None: all).")
     object_store_memory_bytes: int | None = Field(None, ge=75 * 1024**2, description="Object store of a local Ray.")
     work_root: str | None = Field(None, description="Node-local scratch for work directories (None: the system temp dir).")
-    download: StageResources = StageResources(num_cpus=0.25, concurrency=8)
-    clip: StageResources = StageResources(num_cpus=1.0)
+    download: StageResources = Field(
+        StageResources(num_cpus=0.25, concurrency=8), description="yt-dlp actors: I/O bound, many per core."
+    )
+    clip: StageResources = Field(
+        StageResources(num_cpus=1.0),
+        description="The one decode, planning and cutting: one CPU per actor, as many actors as CPUs allow.",
+    )
     vlm: StageResources = Field(
         StageResources(num_cpus=1.0, concurrency=1, batch_size=8),
         description="Short-clip captioning actors (text.vlm); give them GPUs on a cluster.",

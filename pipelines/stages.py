@@ -1,8 +1,15 @@
 """Ray-facing callables around the plain stages, and the rows that travel between them.
 
-A video's bytes cross stage (and node) boundaries inside rows: stage tasks may run on
-different nodes, so nothing may rely on another task's local disk. Each task keeps
-its files in a node-local work directory that it removes before returning.
+Every stage is a callable class run by a Ray Data actor pool: the imports, yt-dlp's
+extractor set-up and (for text) the model load happen once per actor, not per video, and
+an actor-pool operator is never fused into another one, so the CPU clip stage can't end up
+running inside a GPU/LLM actor (Ray fuses a *task* map into a following actor pool).
+
+A video's bytes cross stage (and node) boundaries inside rows: stage actors may run on
+different nodes, so nothing may rely on another actor's local disk. Each actor keeps its
+files under a private work directory of its own (``curate.workdir``), removed per video.
+Every call turns any exception into a failed row for that video: one bad input never ends
+the run.
 
 Rows carry the curation objects pickled in one binary column (``payload``): they are
 produced by this code, never by users, and one opaque column keeps every block's Arrow
@@ -12,8 +19,7 @@ schema identical whatever a video's fate (no clips, failed, many clips).
 from __future__ import annotations
 
 import pickle
-import shutil
-import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,7 @@ from curate.records import Sample
 from curate.shards import data_of
 from curate.sources import SourceRow
 from curate.video import fetch_video, process_video
+from curate.workdir import private_workdir, remove_workdir
 
 
 @dataclass
@@ -55,40 +62,62 @@ def from_row(row: dict[str, Any]) -> Any:
     return pickle.loads(row["payload"])  # noqa: S301  (rows are produced by this module, not by users)
 
 
-def _work_root(work_root: str | None) -> Path:
-    root = Path(work_root or tempfile.gettempdir()) / "vidla-work"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+def _failed(source: SourceRow, exc: BaseException) -> VideoStatus:
+    """A failed status for a video whose stage call raised (a bug or an unusable row; a rerun retries it)."""
+    status = VideoStatus(url=source.url, video_id=source.video_id, input_row=source.row)
+    status.status, status.error_class, status.error_code = "failed", "transient", "internal_error"
+    status.error = f"{type(exc).__name__}: {exc}"[:2000]
+    return status
 
 
-def download_row(row: dict[str, Any], config: CurateConfig, work_root: str | None = None) -> dict[str, Any]:
-    """Ray ``map``: a source row -> a :class:`FetchedVideo` row (I/O bound; runs many at once)."""
-    source = SourceRow(**row)
-    status, got, workdir = fetch_video(source, config, _work_root(work_root))
-    files: dict[str, bytes] = {}
-    if got is not None:
-        paths = [got.video_path] + ([got.subtitle_path] if got.subtitle_path else [])
-        files = {p.name: p.read_bytes() for p in paths}
-        shutil.rmtree(workdir, ignore_errors=True)
-    return to_row(FetchedVideo(source, status, got, files))
+class _Stage:
+    """What the curation stages share: the config and one private work root per actor."""
+
+    def __init__(self, config: CurateConfig, work_root: str | None = None):
+        self.config = config
+        self.work_root = private_workdir(work_root)
+
+    def __del__(self) -> None:
+        remove_workdir(self.work_root)
 
 
-def clip_row(row: dict[str, Any], config: CurateConfig, work_root: str | None = None) -> dict[str, Any]:
-    """Ray ``map``: a :class:`FetchedVideo` row -> a :class:`ClippedVideo` row (the decode; CPU bound)."""
-    fetched: FetchedVideo = from_row(row)
-    if fetched.downloaded is None:
-        return to_row(ClippedVideo(fetched.status, []))
-    workdir = _work_root(work_root) / fetched.source.video_id
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    try:
-        for name, data in fetched.files.items():
-            (workdir / name).write_bytes(data)
-        got = _relocated(fetched.downloaded, workdir)
-        result = process_video(fetched.source, got, fetched.status, config, workdir)
-        return to_row(ClippedVideo(result.status, [_in_memory(s) for s in result.samples]))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+class DownloadStage(_Stage):
+    """Ray ``map`` callable: a source row -> a :class:`FetchedVideo` row (I/O bound; many actors at a fraction of a CPU)."""
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        source = SourceRow(**row)
+        try:
+            status, got, workdir = fetch_video(source, self.config, self.work_root)
+            files: dict[str, bytes] = {}
+            if got is not None:
+                paths = [got.video_path] + ([got.subtitle_path] if got.subtitle_path else [])
+                files = {p.name: p.read_bytes() for p in paths}
+                remove_workdir(workdir)
+            return to_row(FetchedVideo(source, status, got, files))
+        except Exception as exc:  # noqa: BLE001 (any failure costs this video only)
+            return to_row(FetchedVideo(source, _failed(source, exc), None, {}))
+
+
+class ClipStage(_Stage):
+    """Ray ``map`` callable: a :class:`FetchedVideo` row -> a :class:`ClippedVideo` row (the one decode; CPU bound)."""
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        fetched: FetchedVideo = from_row(row)
+        if fetched.downloaded is None:
+            return to_row(ClippedVideo(fetched.status, []))
+        workdir = self.work_root / fetched.source.video_id
+        try:
+            remove_workdir(workdir)
+            workdir.mkdir(mode=0o700)
+            for name, data in fetched.files.items():
+                (workdir / Path(name).name).write_bytes(data)
+            got = _relocated(fetched.downloaded, workdir)
+            result = process_video(fetched.source, got, fetched.status, self.config, workdir)
+            return to_row(ClippedVideo(result.status, [_in_memory(s) for s in result.samples]))
+        except Exception as exc:  # noqa: BLE001 (any failure costs this video only)
+            return to_row(ClippedVideo(_failed(fetched.source, exc), []))
+        finally:
+            remove_workdir(workdir)
 
 
 def _relocated(got: Downloaded, workdir: Path) -> Downloaded:
@@ -123,6 +152,17 @@ class TextStage:
         videos: list[ClippedVideo] = [pickle.loads(p) for p in batch["payload"]]  # noqa: S301 (our own rows)
         samples = [s for v in videos for s in v.samples]
         if samples:
+            started, cpu_started = time.monotonic(), time.process_time()
             self.enricher(samples)
+            _charge(videos, time.monotonic() - started, time.process_time() - cpu_started)
         rows = [to_row(v) for v in videos]
         return {"video_id": [r["video_id"] for r in rows], "payload": [r["payload"] for r in rows]}
+
+
+def _charge(videos: list[ClippedVideo], wall_s: float, cpu_s: float) -> None:
+    """Give each video its share (by clip count) of a text batch's wall and CPU time (all the actor's threads)."""
+    total = sum(len(v.samples) for v in videos)
+    for video in videos:
+        share = len(video.samples) / total
+        video.status.text_s = round((video.status.text_s or 0.0) + wall_s * share, 3)
+        video.status.text_cpu_s = round((video.status.text_cpu_s or 0.0) + cpu_s * share, 3)

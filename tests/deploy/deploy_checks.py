@@ -248,7 +248,7 @@ def capacity_problems(shapes: list[NodeShape], ray_section: Any) -> list[str]:
             problems.append(
                 f"stage {name} ({stage.num_cpus} CPU, {stage.num_gpus} GPU) fits no GPU worker pool"
             )
-    gpus_wanted = sum(s.pool_bounds[1] * s.num_gpus for s in gpu_stages.values())
+    gpus_wanted = sum(s.pool_bounds()[1] * s.num_gpus for s in gpu_stages.values())
     gpus_offered = sum(n.gpus * n.max_nodes for n in gpu_nodes)
     if gpus_wanted > gpus_offered:
         problems.append(
@@ -261,7 +261,7 @@ def capacity_problems(shapes: list[NodeShape], ray_section: Any) -> list[str]:
                 f"pool {node.name}: {node.cpus:g} CPUs for {node.gpus:g} GPUs, actors need {cpus_per_gpu:g} per GPU"
             )
     download = ray_section.download
-    download_cpus = download.pool_bounds[1] * download.num_cpus
+    download_cpus = download.pool_bounds()[1] * download.num_cpus
     if download_cpus > sum(n.cpus * n.max_nodes for n in cpu_nodes):
         problems.append(
             f"download concurrency needs {download_cpus:g} CPUs, more than the CPU pools' maximum"

@@ -7,13 +7,18 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
+from dataset_checks import read_tar_samples
+from media_checks import frame_digests
 
 from curate.demo.server import serve_directory, write_source_list
+from curate.plan import SCALES
+from curate.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "pipelines" / "build_dataset.py"
@@ -64,9 +69,15 @@ def sources(demo_corpus, demo_server, tmp_path_factory):
 
 
 def submit(ray_head, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
+    """``ray job submit``; retried while the head's job agent is still starting (slow on a loaded machine)."""
     cmd = [RAY, "job", "submit", f"--address={ray_head['dashboard']}", f"--working-dir={ROOT}", "--",
            sys.executable, "pipelines/build_dataset.py", *args]
-    return subprocess.run(cmd, env=ray_head["env"], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    deadline = time.monotonic() + 90
+    while True:
+        done = subprocess.run(cmd, env=ray_head["env"], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        if "No available agent to submit job" not in done.stderr or time.monotonic() > deadline:
+            return done
+        time.sleep(3)
 
 
 def committed_keys(out: Path) -> list[str]:
@@ -234,3 +245,35 @@ def test_make_train_then_make_eval_retrieval_on_the_pipeline_shards(submitted, t
     assert "== short/subtitle" in evaluated.stdout and "t2v       plain" in evaluated.stdout
     metrics = json.loads((tmp_path / "train" / "eval" / "metrics.json").read_text())
     assert metrics["model"]["step"] == 6 and metrics["results"]["all/subtitle"]["plain"]["t2v"]["queries"] > 0
+
+
+def test_every_clip_of_every_scale_presents_exactly_its_planned_frames(submitted, demo_corpus, tmp_path):
+    """Stream copies with edit lists, on sources with 5 s GOPs and cuts off the keyframes: each clip
+    decodes to exactly the source frames its json's start/end name, and none opens or closes on a
+    sliver (< 1 s) of another shot."""
+    out, *_ = submitted
+    corpus_dir, corpus = demo_corpus
+    storage = Storage(str(out))
+    source_frames: dict[str, list[str]] = {}
+    records = []
+    for scale in SCALES:
+        for name in sorted(n for n in storage.list(f"shards/{scale}") if n.endswith(".tar")):
+            for sample in read_tar_samples(storage, f"shards/{scale}/{name}"):
+                record = json.loads(sample["json"])
+                video = corpus_dir / corpus["items"][record["video_id"]]["video"]
+                if record["video_id"] not in source_frames:
+                    source_frames[record["video_id"]] = frame_digests(video)
+                clip = tmp_path / f"{record['key']}.mp4"
+                clip.write_bytes(sample["mp4"])
+                fps = record["fps"]
+                expected = source_frames[record["video_id"]][round(record["start"] * fps) : round(record["end"] * fps)]
+                assert frame_digests(clip) == expected, f"{record['key']}: not exactly frames {record['start']}-{record['end']}"
+                clip.unlink()
+                shots = record["shots"]
+                if len(shots) > 1:
+                    assert shots[0][1] - shots[0][0] >= 1.0 - 1 / fps, f"{record['key']} opens on a sliver: {shots[0]}"
+                    assert shots[-1][1] - shots[-1][0] >= 1.0 - 1 / fps, f"{record['key']} closes on a sliver: {shots[-1]}"
+                records.append(record)
+    assert {r["scale"] for r in records} == set(SCALES)
+    assert all(r["cut_mode"] == "copy" for r in records), "nothing is re-encoded, whatever the GOP"
+    assert sum(r["preroll_s"] > 0 for r in records) > len(records) // 3, "most clips start between keyframes"

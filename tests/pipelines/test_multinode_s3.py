@@ -125,7 +125,7 @@ def task_nodes(dashboard: str, timeout_s: float = 30) -> tuple[set[str], set[str
     deadline = time.monotonic() + timeout_s
     while True:  # task events reach the state API asynchronously
         tasks = list_tasks(address=dashboard, limit=10_000, raise_on_missing_output=False)
-        used = {t.node_id for t in tasks if re.search(r"download_row|clip_row", t.name) and t.node_id}
+        used = {t.node_id for t in tasks if re.search(r"DownloadStage|ClipStage", t.name) and t.node_id}
         if used >= nodes or time.monotonic() > deadline:
             return nodes, used
         time.sleep(1)
