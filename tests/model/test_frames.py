@@ -128,3 +128,29 @@ def test_reduced_scale_jpeg_decoding_matches_a_full_decode() -> None:
             reference = crop_resize(full, crop, size).float()
             assert fast.shape == (3, size, size, 3)
             assert (fast - reference).abs().mean() < 3.0, (crop, size)
+
+
+def test_mp4_fallback_decodes_exactly_the_planned_frames_of_an_edit_list_clip(tmp_path) -> None:
+    """Clips start between sparse keyframes and hide their pre-roll with an edit list: the
+    fallback must see clip time 0 as the planned start, and never a pre-roll or tail frame."""
+    import subprocess
+
+    from curate.cut import cut_clips
+    from curate.probe import probe
+
+    source = tmp_path / "source.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=25:d=14",
+         "-c:v", "libx264", "-preset", "veryfast", "-g", "125", "-keyint_min", "125", "-sc_threshold", "0",
+         "-pix_fmt", "yuv420p", str(source)],
+        check=True,
+    )  # fmt: skip
+    start, end = 7.32, 12.36  # keyframes at 0, 5, 10: 2.32 s of pre-roll, B-frames past the end
+    cut_clips(source, [(start, end)], [tmp_path / "clip.mp4"], probe(source), time_limit_s=60)
+    clip = (tmp_path / "clip.mp4").read_bytes()
+    times = [0.0, 0.02, 1.5, 2.68, 2.7, 4.99, end - start - 0.04]
+    crop = Crop(1.0, 0.5, 0.5, False)
+    for gap in (0.0, 10.0):
+        from_clip = decode_mp4(clip, times, crop, 32, seek_gap_s=gap)
+        from_source = decode_mp4(source.read_bytes(), [start + t for t in times], crop, 32, seek_gap_s=gap)
+        assert torch.equal(from_clip, from_source), f"seek_gap_s={gap}"
