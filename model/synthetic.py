@@ -114,7 +114,7 @@ def _record(
 ) -> dict:
     start = 10.0 * index
     return {
-        "format_version": 1,
+        "format_version": 2,
         "key": key,
         "video_id": video_id,
         "url": f"https://example.invalid/{video_id}",
@@ -142,6 +142,7 @@ def _record(
         "height": size[1],
         "has_audio": False,
         "cut_mode": "reencode",
+        "preroll_s": 0.0,
         "source": {"title": f"synthetic {video_id}", "duration": start + clip.duration},
     }
 
