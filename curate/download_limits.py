@@ -139,10 +139,19 @@ def child_main(handle: Callable[[dict[str, Any]], Any]) -> None:
     except Exception as error:  # noqa: BLE001 - a bug costs this video (transient), as in curate.video
         detail = "".join(traceback.format_exception_only(error)).strip()
         outcome = {"error": ["internal_error", detail[:500], "transient"]}
-    usage = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    outcome["peak_rss_bytes"] = max(usage) * 1024  # what the cap held this attempt to (Linux counts KiB)
+    outcome["peak_rss_bytes"] = _peak_rss_bytes()
     with answer:
         json.dump(outcome, answer)
+
+
+def _peak_rss_bytes() -> int:
+    """This process's peak resident memory: what its limits held the attempt to. VmHWM belongs to the
+    process image (ru_maxrss would also count the parent's memory at the fork before exec)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) * 1024
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _apply_limits(limits: ChildLimits) -> None:

@@ -68,3 +68,11 @@ def bikes() -> Path:
 def scene_maker():
     """:func:`make_scenes`, for tests that need a video of their own."""
     return make_scenes
+
+
+@pytest.fixture(scope="session")
+def hostile_files(tmp_path_factory) -> Path:
+    """The files of the hostile loopback site (tests/curate/hostile_site.py), generated once per session."""
+    from hostile_site import build_files
+
+    return build_files(tmp_path_factory.mktemp("hostile"), make_scenes)
