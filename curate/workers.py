@@ -30,9 +30,12 @@ class _Worker:
 
 
 def _serve(conn: Connection, config: CurateConfig, work_root: Path) -> None:
-    """A worker's loop: curate each row it is sent, reply with the result; None ends it."""
-    while (row := conn.recv()) is not None:
-        conn.send(curate_video(row, config, work_root))
+    """A worker's loop: curate each row it is sent, reply with the result; None (or a parent gone) ends it."""
+    try:
+        while (row := conn.recv()) is not None:
+            conn.send(curate_video(row, config, work_root))
+    except (EOFError, BrokenPipeError):
+        pass
 
 
 class WorkerPool:
