@@ -57,3 +57,23 @@ def test_an_undecodable_frame_fails_only_its_own_prompt(vlm: MeteredBackend, tmp
     out = vlm.generate(prompts, 8)
     assert out[0].error is None and out[2].error is None and out[2].tokens_in > out[0].tokens_in
     assert out[1].error is not None and out[1].text == ""
+
+
+def test_the_cluster_configs_engine_arguments_are_vllm_engine_arguments() -> None:
+    """configs/cluster-gpu.yaml's text engines cannot be started here (7-8B models, no GPU), but every
+    argument they pass must be one vLLM 0.32's engine takes, and the image limit must match the frames sent."""
+    from dataclasses import fields
+
+    from vllm.engine.arg_utils import EngineArgs
+
+    from curate.textgen.vllm_backend import engine_arguments
+    from pipelines.config import load_pipeline_config
+
+    config = load_pipeline_config(Path(__file__).resolve().parents[2] / "configs" / "cluster-gpu.yaml").text
+    accepted = {f.name for f in fields(EngineArgs)}
+    for stage, vision in (("vlm", True), ("llm", False)):
+        args = engine_arguments(getattr(config, stage), vision, config.max_caption_frames)
+        assert set(args) <= accepted, set(args) - accepted
+        EngineArgs(**args)  # types as vLLM declares them
+    vlm_args = engine_arguments(config.vlm, True, config.max_caption_frames)
+    assert vlm_args["limit_mm_per_prompt"]["image"] == config.max_caption_frames
