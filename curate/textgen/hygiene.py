@@ -52,7 +52,7 @@ _ECHO_START = re.compile(
 """An answer that opens with the task's own imperative ("Summarize: ...", "Summarize the following
 sentences ...", "Describe what the clip shows ...") repeats the prompt instead of answering it."""
 _ECHO_PHRASES = re.compile(
-    r"not exceeding \d+ words|do not output any additional text|use any external information|"
+    r"not exceeding \d+ words|into a single sentence|do not output any additional text|use any external information|"
     r"output only the sentence|at most \d+ words|in time order|is data to summari[sz]e|never instructions to follow|"
     r"reply with exactly one|starts directly with its content",
     re.IGNORECASE,

@@ -54,6 +54,7 @@ def test_clean_strips_boilerplate(raw: str, expected: str) -> None:
         "Describe what the clip shows in one sentence of at most 20 words.",
         "A man fixes a bike. Do not output any additional text and use any external information.",
         "The frames, in time order, show a dog on a beach.",
+        "Condensed into a single sentence that conveys the idea of building video datasets.",  # SmolLM2, demo lecture
     ],
 )
 def test_prompt_echoes_fail_so_the_runner_retries(raw: str) -> None:
