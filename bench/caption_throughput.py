@@ -1,4 +1,4 @@
-"""Throughput of the text stages with the ``hf`` backend: clips/s and output tokens/s.
+"""Throughput of the text stages, ``hf`` and ``vllm`` backends side by side: clips/s and output tokens/s.
 
 - caption: the short clips' caption frames through a VLM. Without ``--vlm`` that is the
   tiny random LLaVA of :mod:`curate.textgen.tiny` (this measures the machinery: frame
@@ -11,7 +11,13 @@ Each stage gets one warm-up call, then ``--videos`` synthetic videos (4 short, 2
 1 long clip each) in one enricher call, as the pipeline batches them. Generation is
 greedy with the configured ``max_new_tokens``; tokens/s counts generated tokens only.
 
+``--backends hf,vllm`` measures both in the same run, on the same models and prompts (run it
+from ``.venv-vllm``, where vLLM is installed; on CPU vLLM runs float32 without graph
+compilation, on a GPU with the checkpoint's dtype). With ``vllm`` among the backends the tiny
+captioner is a random Qwen2-VL (vLLM cannot load the tiny LLaVA's weight names), for both.
+
     .venv/bin/python bench/caption_throughput.py [--videos 8] [--device cpu] [--json out.json]
+    .venv-vllm/bin/python bench/caption_throughput.py --backends hf,vllm
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from curate.config import LLMBackendConfig, TextGenConfig, VLMBackendConfig
 from curate.enrich import TextEnricher
 from curate.records import Sample
 from curate.textgen.backend import MeteredBackend, load_backend
-from curate.textgen.tiny import build_tiny_vlm, smollm2_tokenizer, synthetic_samples
+from curate.textgen.tiny import build_tiny_qwen2_vl, build_tiny_vlm, smollm2_tokenizer, synthetic_samples
 
 TOPICS = [
     ("Today we replace the inner tube on a road bike", "the wheel comes off", "two tyre levers lift the bead"),
@@ -78,22 +84,41 @@ def measure(enricher: TextEnricher, backend: MeteredBackend, samples: list[Sampl
     }
 
 
-def caption_stage(root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    model = args.vlm or str(build_tiny_vlm(root / "tiny-vlm", smollm2_tokenizer()))
-    vlm_config = VLMBackendConfig(backend="hf", model=model, device=args.device, batch_size=args.vlm_batch_size)
+def engine_fields(backend: str, device: str) -> dict[str, Any]:
+    """Backend settings: hf on ``device``; vllm float32 and eager on CPU (bfloat16 is ~7x slower there)."""
+    if backend == "hf":
+        return {"backend": "hf", "device": device}
+    if device.startswith("cuda"):
+        return {"backend": "vllm", "max_model_len": 4096}
+    return {"backend": "vllm", "dtype": "float32", "max_model_len": 2048, "engine_kwargs": {"enforce_eager": True}}
+
+
+def tiny_vlm(root: Path, args: argparse.Namespace) -> str:
+    """The captioner: ``--vlm``, else a tiny random model every chosen backend loads."""
+    if args.vlm:
+        return args.vlm
+    builder = build_tiny_qwen2_vl if "vllm" in args.backends else build_tiny_vlm
+    target = root / "tiny-vlm"
+    return str(target if (target / "config.json").exists() else builder(target, smollm2_tokenizer()))
+
+
+def caption_stage(root: Path, args: argparse.Namespace, backend_name: str) -> dict[str, Any]:
+    vlm_config = VLMBackendConfig(model=tiny_vlm(root, args), batch_size=args.vlm_batch_size, **engine_fields(backend_name, args.device))
     config = TextGenConfig(vlm=vlm_config)
     started = time.perf_counter()
-    backend = MeteredBackend(load_backend(config.vlm, vision=True))  # type: ignore[arg-type]
+    backend = MeteredBackend(load_backend(config.vlm, vision=True, max_images=config.max_caption_frames))  # type: ignore[arg-type]
     load_s = time.perf_counter() - started
     enricher = TextEnricher(config, stages=["vlm"], vlm=backend)
     enricher(videos(root / "warm", 1))
     samples = videos(root / "caption", args.videos)
     result = measure(enricher, backend, samples, sum(s.scale == "short" for s in samples))
-    return {"stage": "caption", "model": backend.name, "load_s": round(load_s, 1), **result}
+    backend.close()
+    return {"stage": "caption", "backend": backend_name, "model": backend.name, "load_s": round(load_s, 1), **result}
 
 
-def summary_stage(root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    llm_config = LLMBackendConfig(device=args.device, batch_size=args.llm_batch_size)
+def summary_stage(root: Path, args: argparse.Namespace, backend_name: str) -> dict[str, Any]:
+    model = {"model": args.llm, "gguf_file": None} if args.llm else {}
+    llm_config = LLMBackendConfig(batch_size=args.llm_batch_size, **model, **engine_fields(backend_name, args.device))
     config = TextGenConfig(llm=llm_config)
     started = time.perf_counter()
     backend = MeteredBackend(load_backend(config.llm, vision=False))  # type: ignore[arg-type]
@@ -102,10 +127,11 @@ def summary_stage(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     enricher(videos(root / "warm", 1))
     samples = videos(root / "summary", args.videos, first=1)
     result = measure(enricher, backend, samples, sum(s.scale != "short" for s in samples))
+    backend.close()
     parents = [s for s in samples if s.scale != "short"]
     summaries = [s.record["summary"] for s in parents]
     return {
-        "stage": "summary", "model": backend.name, "load_s": round(load_s, 1), **result,
+        "stage": "summary", "backend": backend_name, "model": backend.name, "load_s": round(load_s, 1), **result,
         "retried": sum(s.record["text_meta"]["summary"]["attempts"] == 2 for s in parents),
         "extractive_fallbacks": sum("fallback" in s.record["text_meta"]["summary"] for s in parents),
         "null_summaries": sum(s is None for s in summaries),
@@ -118,11 +144,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=8, help="synthetic videos per stage (7 clips each)")
     parser.add_argument("--device", default="cpu", help="torch device for both stages (cpu, cuda)")
-    parser.add_argument("--vlm", default=None, help="a local VLM checkpoint instead of the tiny random LLaVA")
+    parser.add_argument("--backends", default="hf", help="comma-separated: hf, vllm (vllm needs .venv-vllm or a GPU install)")
+    parser.add_argument("--vlm", default=None, help="a VLM checkpoint (id or directory) instead of the tiny random one")
+    parser.add_argument("--llm", default=None, help="an LLM checkpoint instead of SmolLM2-135M-Instruct's GGUF")
     parser.add_argument("--vlm-batch-size", type=int, default=4)
     parser.add_argument("--llm-batch-size", type=int, default=8)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
 
     host = {
         "device": args.device,
@@ -132,11 +161,13 @@ def main() -> int:
         "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
     }
     with tempfile.TemporaryDirectory(prefix="bench-text-") as tmp:
-        results = [caption_stage(Path(tmp), args), summary_stage(Path(tmp), args)]
+        results = []
+        for name in args.backends:  # one engine at a time: each stage releases its model before the next loads
+            results += [caption_stage(Path(tmp), args, name), summary_stage(Path(tmp), args, name)]
     host["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     for r in results:
         print(
-            f"{r['stage']:8s} {r['model']}: {r['clips']} clips in {r['wall_s']} s = {r['clips_per_s']} clips/s, "
+            f"{r['stage']:8s} {r['backend']:5s} {r['model']}: {r['clips']} clips in {r['wall_s']} s = {r['clips_per_s']} clips/s, "
             f"{r['output_tokens_per_s']} output tokens/s ({r['generations']} generations in {r['batches']} batches, "
             f"mean input {r['mean_input_tokens']} tokens; load {r['load_s']} s)"
         )
