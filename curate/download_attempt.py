@@ -20,6 +20,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from yt_dlp.extractor import gen_extractor_classes
 from yt_dlp.networking import Request
@@ -167,9 +168,10 @@ def run_attempt(url: str, workdir: str, config: DownloadConfig, ie_key: str | No
 
 
 def _proxy_host(proxy: str | None) -> str | None:
+    """The configured proxy's host: the one non-public address an attempt may always connect to."""
     if not proxy:
         return None
-    return re.sub(r"^[a-z0-9+.-]+://", "", proxy, flags=re.I).rpartition("@")[2].rsplit(":", 1)[0].strip("[]") or None
+    return urlsplit(proxy if "://" in proxy else f"http://{proxy}").hostname
 
 
 def _result(result: dict, choice: tuple[str, SubtitleKind] | None, warnings: tuple[str, ...], captured: _CapturedLog) -> AttemptResult:
