@@ -29,7 +29,6 @@ from yt_dlp.utils import determine_ext, determine_protocol
 
 from curate.config import RESERVED_YTDLP_OPTIONS, DownloadConfig
 from curate.download_errors import classify_error
-from curate.download_limits import child_main
 from curate.egress import ALLOWED_SCHEMES, EgressPolicy, install_connect_guard
 from curate.errors import CurateError, permanent, transient
 from curate.expand import entry_index
@@ -139,7 +138,8 @@ def attempt_result(answer: dict[str, Any]) -> AttemptResult:
     return AttemptResult(**{**answer, "subtitle": subtitle, "warnings": tuple(answer.get("warnings") or ())})
 
 
-def _handle(request: dict[str, Any]) -> dict[str, Any]:
+def handle_request(request: dict[str, Any]) -> dict[str, Any]:
+    """The forked child's entry (:func:`curate.download_limits.run_limited`): one attempt, as JSON-ready data."""
     config = DownloadConfig.model_validate(request["config"])
     return asdict(run_attempt(request["url"], request["workdir"], config, request.get("ie_key")))
 
@@ -339,7 +339,3 @@ def _probe_head(head: bytes, demuxer: str, workdir: Path, config: DownloadConfig
     except (IndexError, ValueError):
         return None
     return value if done.returncode == 0 and value > 0 else None
-
-
-if __name__ == "__main__":
-    child_main(_handle)

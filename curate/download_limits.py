@@ -2,9 +2,8 @@
 
 Checks inside yt-dlp (progress hooks, socket timeouts) only run when yt-dlp gets control
 back: a server that trickles one byte every half second, or a page that is read whole,
-passes them. So each attempt runs in a fresh interpreter (``python -m MODULE``: nothing of
-the parent's threads, locks or main module comes along, which matters in a Ray worker), in
-a process group of its own:
+passes them. So each attempt runs in a child process of its own, in a process group of its
+own:
 
 * a wall-clock deadline: past it the parent kills the whole group (yt-dlp's ffmpeg merges
   included), and a watchdog thread in the child does the same should the parent be gone;
@@ -13,8 +12,12 @@ a process group of its own:
   JavaScript challenge solver, see :mod:`curate.jsruntime`) can be started above it;
 * ``RLIMIT_FSIZE``: bytes one file may reach (writes fail with EFBIG).
 
-Request and answer are JSON (stdin, and the child's original stdout; anything else the child
-prints goes to stderr). A child that dies without an answer is classified by how it died.
+Children are forked from a zygote (:mod:`curate.zygote`): a fresh interpreter started once
+per worker process that has already imported the attempt module (yt-dlp and its extractors).
+A fork of it costs milliseconds where a fresh ``python -m`` costs ~1 s of CPU per attempt,
+and, like a fresh interpreter, brings nothing of the worker's threads, locks or main module
+along (which matters in a Ray worker). A child that dies without an answer is classified by
+how it died.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from __future__ import annotations
 import json
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -35,7 +40,6 @@ from typing import Any
 from curate.errors import CurateError, permanent, transient
 
 _WATCHDOG_GRACE_S = 5.0
-_STDERR_TAIL = 1000
 _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGILL, signal.SIGFPE}
 
 
@@ -49,24 +53,105 @@ class ChildLimits:
 
 
 def run_limited(module: str, request: dict[str, Any], limits: ChildLimits) -> Any:
-    """``python -m module`` under ``limits`` with ``request``; the value it answers, or the CurateError
-    it raised (or its death means)."""
+    """``module.handle_request(request)`` in a child forked from a warm zygote, under ``limits``; the value
+    it answers, or the CurateError it raised (or its death means)."""
     if limits.wall_s <= 0:
         raise permanent("time_limit", "no time left for another attempt (download.total_time_limit_s)")
-    payload = json.dumps({"limits": asdict(limits), "request": request}).encode()
-    proc = subprocess.Popen([sys.executable, "-P", "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, process_group=0, close_fds=True, env=_child_env())  # fmt: skip
-    try:
-        out, err = proc.communicate(payload, timeout=limits.wall_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise permanent(
-            "time_limit", f"the download attempt was still running after {limits.wall_s:.1f} s (download.time_limit_s)"
-        ) from None
-    except BaseException:
-        _kill_group(proc)
-        raise
-    return _answer(out, err, proc.returncode)
+    return _zygote(module).run(request, limits)
+
+
+class Zygote:
+    """The caller's side of one :mod:`curate.zygote` process: one attempt at a time, restarted if it dies."""
+
+    def __init__(self, module: str):
+        self.module = module
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen | None = None
+        self.lines: _Lines | None = None
+
+    def _started(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-P", "-m", "curate.zygote", self.module], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, bufsize=0, close_fds=True, env=_child_env(),
+            )  # fmt: skip
+            assert self.proc.stdout is not None
+            self.lines = _Lines(self.proc.stdout.fileno())
+        return self.proc
+
+    def run(self, request: dict[str, Any], limits: ChildLimits) -> Any:
+        with self.lock:
+            proc = self._started()
+            assert proc.stdin is not None and self.lines is not None
+            try:
+                proc.stdin.write(json.dumps({"limits": asdict(limits), "request": request}).encode() + b"\n")
+                pid = json.loads(self.lines.read(None))["pid"]
+                timed_out = not self.lines.wait(limits.wall_s)
+                if timed_out:
+                    _kill_group(pid)
+                done = json.loads(self.lines.read(None))
+            except (OSError, ValueError, KeyError) as exc:
+                self.close()
+                raise transient("internal_error", f"the download fork server is gone: {exc}") from exc
+            global _ATTEMPTS_CPU_S
+            _ATTEMPTS_CPU_S += float(done.get("cpu_s") or 0.0)
+        if timed_out:
+            raise permanent(
+                "time_limit", f"the download attempt was still running after {limits.wall_s:.1f} s (download.time_limit_s)"
+            )
+        return _answer(done["answer"], _returncode(done["status"]))
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+_ZYGOTES: dict[str, Zygote] = {}
+_ATTEMPTS_CPU_S = 0.0
+
+
+def attempts_cpu_seconds() -> float:
+    """CPU seconds used so far by this process's attempt children (forked by a zygote, so not in its rusage)."""
+    return _ATTEMPTS_CPU_S
+
+
+def _zygote(module: str) -> Zygote:
+    return _ZYGOTES.setdefault(module, Zygote(module))
+
+
+class _Lines:
+    """Whole lines from a pipe, with a deadline on the wait for the next one (no read-ahead is lost)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.buffer = fd, bytearray()
+
+    def wait(self, timeout_s: float | None) -> bool:
+        """Whether a whole line is here within ``timeout_s`` (None: however long it takes); EOF raises."""
+        deadline = None if timeout_s is None else time.monotonic() + max(0.0, timeout_s)
+        while b"\n" not in self.buffer:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                chunk = os.read(self.fd, 1 << 16)
+                if not chunk:
+                    raise OSError("the fork server closed its output")
+                self.buffer += chunk
+        return True
+
+    def read(self, timeout_s: float | None) -> bytes:
+        if not self.wait(timeout_s):
+            raise TimeoutError("no answer in time")
+        line, _, rest = bytes(self.buffer).partition(b"\n")
+        self.buffer = bytearray(rest)
+        return line
+
+
+def _returncode(status: int) -> int:
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 def _child_env() -> dict[str, str]:
@@ -77,24 +162,25 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Kill the child and everything it started (its process group); the group id cannot have been
-    reused, since the child is not reaped yet. Then reap it."""
-    if proc.poll() is None:
+def _kill_group(pid: int) -> None:
+    """Kill the attempt and everything it started (its process group; the zygote reaps it only after
+    this, so the group id cannot have been reused)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)  # not yet its own group leader
         except ProcessLookupError:
             pass
-    proc.communicate()
 
 
-def _answer(out: bytes, err: bytes, returncode: int) -> Any:
+def _answer(out: str | None, returncode: int | None) -> Any:
     try:
         outcome = json.loads(out) if out else None
     except ValueError:
         outcome = None
     if not isinstance(outcome, dict):
-        raise _death(returncode, err.decode("utf-8", "replace")[-_STDERR_TAIL:])
+        raise _death(returncode or 0)
     if "error" in outcome:
         code, message, error_class = outcome["error"]
         error = CurateError(code, message, error_class)
@@ -103,14 +189,13 @@ def _answer(out: bytes, err: bytes, returncode: int) -> Any:
     return outcome["ok"]
 
 
-def _death(returncode: int, stderr: str) -> CurateError:
+def _death(returncode: int) -> CurateError:
     if returncode < 0:
         name = _signal_name(-returncode)
         if -returncode in _CRASH_SIGNALS:
             return permanent("download_crashed", f"the download process crashed ({name}); the input will crash it again")
         return transient("download_killed", f"the download process was killed ({name}), e.g. by the out-of-memory killer")
-    detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
-    return transient("internal_error", f"the download process exited with status {returncode} without an answer: {detail}")
+    return transient("internal_error", f"the download process exited with status {returncode} without an answer")
 
 
 def _signal_name(number: int) -> str:
@@ -123,25 +208,20 @@ def _signal_name(number: int) -> str:
 # --------------------------------------------------------------------------- in the child
 
 
-def child_main(handle: Callable[[dict[str, Any]], Any]) -> None:
-    """The child's side: apply the limits, answer ``handle(request)`` (or the error it raised) as JSON."""
-    answer = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)  # stray prints (ours, yt-dlp's, ffmpeg's) must not corrupt the answer
-    message = json.load(sys.stdin)
-    limits = ChildLimits(**message["limits"])
+def child_outcome(handle: Callable[[dict[str, Any]], Any], request: dict[str, Any], limits: ChildLimits) -> dict[str, Any]:
+    """Apply ``limits`` to this process and run ``handle(request)``: ``{"ok": value}`` or ``{"error": [...]}``."""
     _apply_limits(limits)
     try:
-        outcome: dict[str, Any] = {"ok": handle(message["request"])}
+        outcome: dict[str, Any] = {"ok": handle(request)}
     except CurateError as error:
         outcome = {"error": [error.code, error.message, error.error_class]}
     except MemoryError:
         outcome = {"error": ["memory_limit", f"the attempt needed more than {limits.memory_bytes} bytes of memory", "permanent"]}
-    except Exception as error:  # noqa: BLE001 - a bug costs this video (transient), as in curate.video
+    except BaseException as error:  # noqa: BLE001 - a bug (or a library's sys.exit) costs this video, transiently
         detail = "".join(traceback.format_exception_only(error)).strip()
         outcome = {"error": ["internal_error", detail[:500], "transient"]}
     outcome["peak_rss_bytes"] = _peak_rss_bytes()
-    with answer:
-        json.dump(outcome, answer)
+    return outcome
 
 
 def _peak_rss_bytes() -> int:

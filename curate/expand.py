@@ -236,12 +236,7 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)[:200]
 
 
-def _handle(request: dict[str, Any]) -> dict[str, Any] | None:
+def handle_request(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The forked child's entry (:func:`curate.download_limits.run_limited`): one listing, as JSON-ready data."""
     config = DownloadConfig.model_validate(request["config"])
     return run_listing(request["url"], config, int(request["cap"]))
-
-
-if __name__ == "__main__":
-    from curate.download_limits import child_main
-
-    child_main(_handle)

@@ -20,6 +20,7 @@ from curate.analyze import analyze
 from curate.config import CurateConfig
 from curate.cut import MP4_VIDEO_CODECS, CutClip, cut_clips
 from curate.download import Downloaded, download
+from curate.download_limits import attempts_cpu_seconds
 from curate.errors import CurateError, permanent
 from curate.ledger import VideoStatus
 from curate.plan import SCALES, ClipPlan, clip_key, plan_clips
@@ -62,9 +63,10 @@ def curate_video(source: SourceRow, config: CurateConfig, work_root: Path) -> Vi
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process and its finished children (ffmpeg runs are waited for, so they count)."""
+    """CPU time of this process, its finished children (ffmpeg runs are waited for, so they count) and
+    its download attempts (forked by a zygote, so reported by it)."""
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    return sum(u.ru_utime + u.ru_stime for u in usage)
+    return sum(u.ru_utime + u.ru_stime for u in usage) + attempts_cpu_seconds()
 
 
 def fetch_video(source: SourceRow, config: CurateConfig, work_root: Path) -> tuple[VideoStatus, Downloaded | None, Path]:
