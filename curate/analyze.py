@@ -29,6 +29,7 @@ import numpy as np
 
 from curate.config import AnalysisConfig, CutConfig
 from curate.errors import permanent, transient
+from curate.media_guard import media_input_args
 from curate.probe import MediaInfo
 from curate.shots import BATCH_FRAMES, Detector, make_detector
 
@@ -125,7 +126,7 @@ def build_command(
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     if config.threads:
         cmd += ["-threads", str(config.threads)]
-    cmd += ["-i", str(video), "-filter_complex", ";".join(graph)]
+    cmd += [*media_input_args(video, media.demuxer), "-filter_complex", ";".join(graph)]
     cmd += ["-map", "[det]", "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
     cmd += ["-map", "[keep]", "-q:v", str(config.jpeg_quality), "-start_number", "0"]
     cmd += ["-f", "image2", str(workdir / FRAMES_DIR / "%06d.jpg")]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from curate.editlist import EditListError, trim_presentation
 from curate.errors import permanent, transient
+from curate.media_guard import media_input_args
 from curate.probe import MediaInfo
 
 FFMPEG = "ffmpeg"
@@ -62,12 +63,15 @@ def keeps_audio(media: MediaInfo) -> bool:
 
 
 def build_command(source: Path, spans: Sequence[tuple[float, float]], outs: Sequence[Path], media: MediaInfo) -> list[str]:
-    """One ffmpeg run: input i is the source seeked to span i, mapped to output i (argument list, no shell)."""
+    """One ffmpeg run: input i is the source seeked to span i, mapped to output i (argument list, no shell).
+
+    Each input names its demuxer and allows only the ``file`` protocol (:mod:`curate.media_guard`),
+    so a downloaded file can't make ffmpeg open anything else."""
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     for start, end in spans:
         # -t counts decode timestamps: every frame shown before `end` is copied, plus the few
         # frames after it they may reference; the edit list trims those afterwards.
-        cmd += ["-ss", seek_time(start, media), "-t", f"{end - start:.6f}", "-i", str(source)]
+        cmd += ["-ss", seek_time(start, media), "-t", f"{end - start:.6f}", *media_input_args(source, media.demuxer)]
     for i, out in enumerate(outs):
         cmd += ["-map", f"{i}:v:0"] + (["-map", f"{i}:a:0?"] if keeps_audio(media) else [])
         cmd += ["-c", "copy", "-use_editlist", "1", "-movflags", "+faststart", "-f", "mp4", str(out)]

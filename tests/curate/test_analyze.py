@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -75,6 +76,7 @@ def test_every_frame_is_decoded_exactly_once(scenes_video, tmp_path):
     media = probe(path)
     cmd = build_command(path, media, tmp_path, AnalysisConfig(), CutConfig())
     assert cmd.count("-i") == 1
+    assert cmd[cmd.index("-protocol_whitelist") + 1] == "file" and cmd[cmd.index("-i") - 2] == "-f"
     assert "split=3" in cmd[cmd.index("-filter_complex") + 1]
     result = analyze(path, media, tmp_path, AnalysisConfig())
     assert result.frames_decoded == round(media.duration * media.fps)
@@ -102,3 +104,18 @@ def test_thumbnails_one_per_shot(bikes, tmp_path):
             assert a <= thumb.time < b and abs(thumb.time - (a + b) / 2) <= step / 2 + 1e-6
         else:  # a shot shorter than the frame spacing may hold no kept frame
             assert abs(thumb.time - (a + b) / 2) <= step
+
+
+def test_a_playlist_posing_as_a_video_is_never_opened(tmp_path, bikes):
+    """An HLS playlist named .mp4 would make ffmpeg open the local files it lists."""
+    import pytest as _pytest
+
+    from curate.errors import CurateError
+
+    fake = tmp_path / "video.mp4"
+    fake.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{bikes}\n#EXT-X-ENDLIST\n")
+    media = probe(bikes)
+    with _pytest.raises(CurateError) as err:
+        analyze(fake, replace(media, demuxer=None), tmp_path / "work", AnalysisConfig())
+    assert err.value.code == "invalid_media"
+    assert not list((tmp_path / "work").glob("frames/*.jpg"))

@@ -69,6 +69,7 @@ def test_many_clips_share_few_ffmpeg_runs(youtube_like_video, tmp_path):
     spans = [(round(i * 0.6, 2), round(i * 0.6 + 1.2, 2)) for i in range(MAX_OUTPUTS_PER_PROCESS + 3)]
     cmd = build_command(path, spans[:MAX_OUTPUTS_PER_PROCESS], [tmp_path / "x.mp4"] * MAX_OUTPUTS_PER_PROCESS, media)
     assert cmd.count("-i") == MAX_OUTPUTS_PER_PROCESS
+    assert cmd.count("-protocol_whitelist") == MAX_OUTPUTS_PER_PROCESS, "every input confined to the one local file"
     outs = [tmp_path / f"m{i}.mp4" for i in range(len(spans))]
     cut = cut_clips(path, spans, outs, media, time_limit_s=60)
     source = frame_digests(path)
