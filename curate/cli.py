@@ -12,9 +12,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from curate.config import load_config
+from curate.lease import OutputLocked
 from curate.plan import SCALES
 from curate.run import CLIPS_FILE, RunSummary, run
 from curate.storage import Storage, redacted
+
+EXIT_LOCKED = 2
+"""Exit status when another run holds the output (the same as for unusable arguments)."""
 
 DEFAULT_DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
@@ -80,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         config.keep_workdirs = True
     options = dict(workers=args.workers, retry_failed=args.retry_failed, progress=not args.quiet)
     if args.command == "run":
-        summary = run(args.sources, args.output, config, **options)
+        try:
+            summary = run(args.sources, args.output, config, **options)
+        except OutputLocked as exc:
+            print(f"curate run: error: {exc}", file=sys.stderr)
+            return EXIT_LOCKED
     else:
         from curate.demo.corpus import build_corpus
         from curate.demo.server import serve_directory, write_source_list

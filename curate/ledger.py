@@ -1,14 +1,15 @@
-"""The ledger: one status row per input URL, committed atomically, read back on resume.
+"""The ledger: one status row per video (``video_id``), committed atomically, read back on resume.
 
 Rows are committed in small parquet parts under ``OUTPUT/.ledger/`` (each written to a
 temporary name and renamed), so a crash loses at most the rows not yet committed, and
-``videos.parquet`` is rebuilt from the parts (atomically) at the end of a run. A row is
-committed only once every shard holding the video's samples is committed, so an ``ok``
-row always means all of the video's clips are on disk.
+``videos.parquet`` is rebuilt from the parts (atomically) at the end of a run. The row of a
+video with clips is committed by the commit manifest that publishes its shards
+(:mod:`curate.commits`), so an ``ok`` row and all of the video's clips appear together.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -19,6 +20,9 @@ from curate.storage import Storage
 
 LEDGER_DIR = ".ledger"
 VIDEOS_FILE = "videos.parquet"
+ID_CONFLICT = "id_conflict"
+"""error_code of a row whose video_id is already committed (``ok``) for another URL: a permanent failure."""
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,8 +64,13 @@ class VideoStatus:
 
     @property
     def key(self) -> str:
-        """Ledger identity: the URL, except that each duplicate listing has a row of its own."""
-        return f"{self.url}\x00duplicate@{self.input_row}" if self.error_code == "duplicate" else self.url
+        """Ledger identity: the ``video_id``, except that each duplicate listing and each refused reuse
+        of a committed id for another URL (``id_conflict``) has a row of its own."""
+        if self.error_code == "duplicate":
+            return f"{self.video_id}\x00duplicate@{self.input_row}"
+        if self.error_code == ID_CONFLICT:
+            return f"{self.video_id}\x00{ID_CONFLICT}@{self.url}"
+        return self.video_id
 
     @property
     def done(self) -> bool:
@@ -82,37 +91,59 @@ def _now() -> str:
 
 
 class Ledger:
-    """Reads the committed status of every video and commits new rows."""
+    """Reads the committed status of every video and commits new rows.
 
-    def __init__(self, storage: Storage):
+    ``committed`` are the rows of videos whose clips commit manifests published
+    (:mod:`curate.commits`); they win over any part, since an ``ok`` video is never redone.
+    """
+
+    def __init__(self, storage: Storage, committed: list[dict] | None = None):
         self.storage = storage
         storage.mkdir(LEDGER_DIR)
         storage.remove_temporaries(LEDGER_DIR)
         self.rows: dict[str, VideoStatus] = {}
         for table in self._tables():
             for row in table.to_pylist():
-                status = VideoStatus(**{k: row.get(k) for k in SCHEMA.names})
-                self.rows[status.key] = status
-        self._next = len(self._parts())
+                self.put(VideoStatus(**{k: row.get(k) for k in SCHEMA.names}))
+        for row in committed or []:
+            self.put(VideoStatus(**{k: row.get(k) for k in SCHEMA.names}))
+        self._next = max((_part_order(p) for p in self._parts()), default=-1) + 1
+
+    def put(self, status: VideoStatus) -> None:
+        """Hold ``status`` in memory (it is committed elsewhere, or by :meth:`commit`)."""
+        self.rows[status.key] = status
 
     def _parts(self) -> list[str]:
         return [f"{LEDGER_DIR}/{name}" for name in self.storage.list(LEDGER_DIR) if name.startswith("part-")]
 
     def _tables(self) -> list[pa.Table]:
+        """The readable ledger files, oldest first; an unreadable one (e.g. emptied by a power loss) is
+        treated as uncommitted: its failures are retried, and ``ok`` rows come back from the manifests."""
         names = ([VIDEOS_FILE] if self.storage.exists(VIDEOS_FILE) else []) + sorted(self._parts(), key=_part_order)
-        return [self.storage.read_parquet(name) for name in names]
+        tables = []
+        for name in names:
+            try:
+                tables.append(self.storage.read_parquet(name))
+            except (pa.ArrowInvalid, OSError) as exc:
+                log.warning("ledger file %s is unreadable (%s): treated as uncommitted", name, exc)
+        return tables
 
     def has(self, key: str) -> bool:
         return key in self.rows
 
-    def done(self, url: str, retry_failed: bool = False) -> bool:
-        """Whether a rerun skips the video at ``url``."""
-        row = self.rows.get(url)
+    def done(self, video_id: str, retry_failed: bool = False) -> bool:
+        """Whether a rerun skips the video ``video_id``."""
+        row = self.rows.get(video_id)
         if row is None:
             return False
         if retry_failed:
             return row.status in ("ok", "skipped")
         return row.done
+
+    def conflict(self, video_id: str, url: str) -> VideoStatus | None:
+        """The committed ``ok`` row of ``video_id`` when it was made from another URL than ``url``."""
+        row = self.rows.get(video_id)
+        return row if row is not None and row.status == "ok" and row.url != url else None
 
     def commit(self, rows: list[VideoStatus]) -> None:
         """Commit ``rows`` as one atomic part."""
@@ -120,7 +151,7 @@ class Ledger:
             return
         for row in rows:
             row.finished_at = row.finished_at or _now()
-            self.rows[row.key] = row
+            self.put(row)
         table = pa.Table.from_pylist([asdict(r) for r in rows], schema=SCHEMA)
         self.storage.write_parquet(f"{LEDGER_DIR}/part-{self._next:06d}-{os.getpid()}.parquet", table)
         self._next += 1

@@ -18,7 +18,7 @@ from curate.cut import CutClip, keeps_audio
 from curate.plan import SCALES, ClipPlan, PlannedClip, clip_key
 from curate.probe import MediaInfo
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """2: clips are stream copies with MP4 edit lists (pre-roll hidden); ``preroll_s`` added."""
 
 

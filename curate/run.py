@@ -73,12 +73,13 @@ def run(
 ) -> RunSummary:
     """Curate every source into ``output`` (a directory or a filesystem URI); safe to rerun."""
     started = time.monotonic()
-    sink = DatasetWriter(str(output), config)
-    todo = sink.todo(load_sources(sources, config), retry_failed)
+    sink = DatasetWriter(str(output), config)  # takes the output's lease, or raises OutputLocked
     own_work = work_root is None
     work_root = work_root or private_workdir()
-    enricher = _text_enricher(config) if todo else None
+    enricher = None
     try:
+        todo = sink.todo(load_sources(sources, config), retry_failed)
+        enricher = _text_enricher(config) if todo else None
         bar = tqdm(_results(todo, config, work_root, workers), total=len(todo), unit="video", disable=not progress)
         for result in bar:
             try:
@@ -89,6 +90,9 @@ def run(
                 if not config.keep_workdirs:
                     result.cleanup()
             bar.set_postfix_str(f"{result.status.video_id}: {result.status.status}")
+    except BaseException:
+        sink.release()  # what was committed stays; the next run on this output resumes it
+        raise
     finally:
         if own_work:
             remove_workdir(work_root)

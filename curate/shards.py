@@ -1,10 +1,10 @@
 """Atomic WebDataset shard writing.
 
-A shard's tar and then its ``.parquet`` index are each written all-or-nothing (see
-:mod:`curate.storage`), so a tar is *committed* exactly when its index exists. A reader
-(and a resumed run) ignores tars without an index; :func:`recover` deletes them with
-any temporary file, and returns the keys already committed so a rerun never writes a
-sample twice.
+A shard's tar and then its ``.parquet`` index are each written all-or-nothing and durably
+(see :mod:`curate.storage`), but a shard is *committed* only once a commit manifest names
+it (:mod:`curate.commits`), so a video's shards at every scale appear together. A reader
+ignores shards no manifest names; :func:`recover` deletes them with any temporary file,
+and returns the keys already committed so a rerun never writes a sample twice.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import io
 import json
 import re
 import tarfile
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
+from curate.commits import committed_stems
 from curate.records import Sample
 from curate.storage import Storage
 
@@ -59,24 +59,35 @@ def shard_name(number: int, ext: str) -> str:
     return f"shard-{number:06d}.{ext}"
 
 
+def split_rel(rel_dir: str) -> tuple[str, str]:
+    """(the shards root, the scale) of a scale directory: ``shards/short`` -> (``shards``, ``short``)."""
+    root, _, scale = rel_dir.rstrip("/").rpartition("/")
+    return root, scale
+
+
 def committed_shards(storage: Storage, rel_dir: str) -> list[int]:
-    """Numbers of the shards in ``rel_dir`` whose index exists (committed), ascending."""
-    return sorted(int(m.group(1)) for name in storage.list(rel_dir) if (m := SHARD_RE.match(name)) and m.group(2) == "parquet")
+    """Numbers of the shards in ``rel_dir`` that a readable commit manifest names, ascending."""
+    root, scale = split_rel(rel_dir)
+    return sorted(int(stem.split("-")[1]) for stem in committed_stems(storage, root, scale))
 
 
-def recover(storage: Storage, rel_dir: str) -> set[str]:
-    """Delete uncommitted tars and temporary files in ``rel_dir``; return the keys of committed samples."""
+def recover(storage: Storage, rel_dir: str, committed: set[str]) -> set[str]:
+    """Delete temporaries and every shard file of ``rel_dir`` whose stem is not in ``committed``
+    (written by a run that died before its commit); return the keys of the committed samples."""
     storage.mkdir(rel_dir)
-    committed = set(committed_shards(storage, rel_dir))
     storage.remove_temporaries(rel_dir)
     for name in storage.list(rel_dir):
-        match = SHARD_RE.match(name)
-        if match and match.group(2) == "tar" and int(match.group(1)) not in committed:
+        if SHARD_RE.match(name) and name.rsplit(".", 1)[0] not in committed:
             storage.delete(f"{rel_dir}/{name}")
     keys: set[str] = set()
-    for number in committed:
-        keys.update(storage.read_parquet(f"{rel_dir}/{shard_name(number, 'parquet')}", ["key"])["key"].to_pylist())
+    for stem in committed:
+        keys.update(storage.read_parquet(f"{rel_dir}/{stem}.parquet", ["key"])["key"].to_pylist())
     return keys
+
+
+def highest_shard(storage: Storage, rel_dir: str) -> int:
+    """The highest shard number with any file in ``rel_dir`` (-1 when none), so numbers never repeat."""
+    return max((int(m.group(1)) for n in storage.list(rel_dir) if (m := SHARD_RE.match(n))), default=-1)
 
 
 def data_of(item: Path | bytes) -> bytes:
@@ -103,11 +114,8 @@ class _OpenShard:
 
 
 class ShardWriter:
-    """Writes samples of one scale into bounded shards, committing each atomically.
-
-    ``on_commit(number, video_ids)`` is called after a shard is committed, so the caller can
-    commit ledger rows of videos whose samples are now all on disk.
-    """
+    """Writes samples of one scale into bounded shards, each closed (tar, then index, both durable)
+    when full; closed shards wait in :attr:`closed` until a commit manifest names them."""
 
     def __init__(
         self,
@@ -115,29 +123,25 @@ class ShardWriter:
         rel_dir: str,
         max_samples: int,
         max_bytes: int,
-        on_commit: Callable[[int, set[str]], None] | None = None,
+        committed_keys: set[str] | None = None,
+        first_number: int = 0,
     ):
         self.storage = storage
         self.rel_dir = rel_dir
         self.max_samples = max_samples
         self.max_bytes = max_bytes
-        self.on_commit = on_commit
-        self.committed_keys = recover(storage, rel_dir)
-        numbers = committed_shards(storage, rel_dir)
-        self._next = numbers[-1] + 1 if numbers else 0
+        self.committed_keys = set(committed_keys or ())
+        self._next = first_number
         self._open: _OpenShard | None = None
+        self.closed: list[str] = []
+        """Stems of the shards closed since the last commit took them (:meth:`take_closed`)."""
 
     @property
     def open_shard(self) -> int | None:
         return self._open.number if self._open else None
 
-    @property
-    def open_video_ids(self) -> set[str]:
-        """Videos with samples in the open (uncommitted) shard."""
-        return self._open.video_ids if self._open else set()
-
     def write(self, sample: Sample) -> str | None:
-        """Append ``sample`` unless its key is already committed; returns the shard's relative name."""
+        """Append ``sample`` unless its key was already written; returns the shard's relative name."""
         if sample.key in self.committed_keys:
             return None
         shard = self._open or self._start()
@@ -149,20 +153,25 @@ class ShardWriter:
         self.committed_keys.add(sample.key)
         name = shard_name(shard.number, "tar")
         if len(shard.rows) >= self.max_samples or shard.bytes >= self.max_bytes:
-            self.commit()
+            self.close_shard()
         return name
 
-    def commit(self) -> None:
-        """Close and commit the open shard, if any: tar renamed first, then its index."""
+    def close_shard(self) -> None:
+        """Close the open shard, if any: the tar lands under its name first, then its index."""
         shard, self._open = self._open, None
         if shard is None:
             return
         shard.tar.close()
-        shard.stack.close()  # the tar lands under its final name
+        shard.stack.close()
         table = pa.Table.from_pylist(shard.rows, schema=INDEX_SCHEMA)
         self.storage.write_parquet(f"{self.rel_dir}/{shard_name(shard.number, 'parquet')}", table)
-        if self.on_commit:
-            self.on_commit(shard.number, shard.video_ids)
+        self.closed.append(f"shard-{shard.number:06d}")
+
+    def take_closed(self) -> list[str]:
+        """Close the open shard and hand over every closed stem, for a commit manifest to name."""
+        self.close_shard()
+        stems, self.closed = self.closed, []
+        return stems
 
     def _start(self) -> _OpenShard:
         number, self._next = self._next, self._next + 1

@@ -67,6 +67,15 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
         return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
 
 
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable: a commit must not vanish with a power loss."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Storage:
     """A dataset root; every path argument is relative to it, with ``/`` separators."""
 
@@ -142,7 +151,10 @@ class Storage:
         try:
             with open(tmp, "wb") as f:
                 yield f
+                f.flush()
+                os.fsync(f.fileno())  # the bytes are durable before the rename publishes them
             tmp.replace(final)
+            _fsync_dir(final.parent)  # and the rename itself survives a power loss
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -2,8 +2,8 @@
 
 Training reads ``shards/{short,medium,long}/shard-NNNNNN.tar`` as an endless stream:
 
-* **Committed shards of the split only.** A ``.tar`` counts once its ``.parquet`` index
-  exists (the contract's commit rule), and only if the index lists a sample of the
+* **Committed shards of the split only.** A ``.tar`` counts once a commit manifest in
+  ``commits/`` names it (the contract's commit rule), and only if its index lists a sample of the
   requested split (``train``); within a shard, samples of other splits are dropped.
 * **Local or object storage.** ``data.shards`` is a local path or a filesystem URI
   (``s3://bucket/prefix/shards``): a URI root is listed and read through
@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.filters import shuffle
@@ -68,13 +69,18 @@ def split_shards(storage: Storage, scale: str, split: str) -> list[str]:
     """The committed tars of ``scale`` whose index lists a ``split`` sample, as paths in ``storage``'s filesystem.
 
     Committed means the dataset contract's rule, implemented once in :func:`curate.shards.committed_shards`
-    (the ``.parquet`` index exists); then the ``split`` column of each index is read, concurrently,
-    since on object storage each read is a few network round trips.
+    (a readable commit manifest in ``commits/`` names the shard); then the ``split`` column of each index
+    is read, concurrently, since on object storage each read is a few network round trips. A shard whose
+    index cannot be read is treated as uncommitted (skipped with a warning), not fatal.
     """
     tars = [f"{scale}/{shard_name(n, 'tar')}" for n in committed_shards(storage, scale)]
 
     def has_split(tar: str) -> bool:
-        return split in set(storage.read_parquet(f"{tar[:-4]}.parquet", ["split"])["split"].to_pylist())
+        try:
+            return split in set(storage.read_parquet(f"{tar[:-4]}.parquet", ["split"])["split"].to_pylist())
+        except (pa.ArrowInvalid, OSError) as exc:
+            log.warning("shard index %s is unreadable (%s): skipped", tar[:-4], exc)
+            return False
 
     with ThreadPoolExecutor(INDEX_READERS) as pool:
         return [storage.path(t) for t, keep in zip(tars, pool.map(has_split, tars), strict=True) if keep]

@@ -4,7 +4,8 @@ For the loader's tests and benchmark, and to try the trainer on a machine withou
 curated corpus: each clip is a real H.264 ``mp4`` (encoded by ffmpeg from frames drawn
 here), real JPEG training frames, the ``json`` record and ``txt``, written with
 ``webdataset.TarWriter`` under ``OUT/{short,medium,long}/shard-NNNNNN.tar``, each tar
-followed by its ``.parquet`` index (the commit rule of ``docs/dataset-format.md``).
+followed by its ``.parquet`` index, then one commit manifest naming them all (the commit
+rule of ``docs/dataset-format.md``).
 
 The frames make decoding checkable: frame brightness rises linearly with time
 (``40 + 150 * t / duration`` on average) over a texture that drifts, so a test can
@@ -31,6 +32,9 @@ import pyarrow.parquet as pq
 from PIL import Image
 from webdataset import TarWriter
 
+from curate.commits import Manifest, next_commit_number, write_manifest
+from curate.records import FORMAT_VERSION
+from curate.storage import Storage
 from model.config import SCALES
 
 FFMPEG = "/usr/bin/ffmpeg"
@@ -114,7 +118,7 @@ def _record(
 ) -> dict:
     start = 10.0 * index
     return {
-        "format_version": 2,
+        "format_version": FORMAT_VERSION,
         "key": key,
         "video_id": video_id,
         "url": f"https://example.invalid/{video_id}",
@@ -219,7 +223,16 @@ def write_shards(
                     )  # fmt: skip
             _index(tar_path, rows)
             written[scale].append(tar_path)
+    _commit(out, written)
     return written
+
+
+def _commit(out: Path, written: dict[str, list[Path]]) -> None:
+    """Publish the shards with one commit manifest, as the curation sink does (docs/dataset-format.md)."""
+    storage = Storage(str(out))
+    number = next_commit_number(storage, "")
+    shards = {scale: [p.stem for p in tars] for scale, tars in written.items() if tars}
+    write_manifest(storage, "", number, "synthetic", Manifest("", shards, []))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,6 +33,7 @@ if __package__ in (None, ""):  # run as a script (ray job submit -- python pipel
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from curate.cli import format_summary
+from curate.lease import OutputLocked
 from curate.report import write_report
 from curate.run import RunSummary, load_sources
 from curate.sink import DatasetWriter
@@ -131,16 +132,20 @@ def build(sources: str | Path, output: str, config: PipelineConfig, retry_failed
     import ray.data
 
     started = time.monotonic()
-    sink = DatasetWriter(output, config)
-    todo = sink.todo(load_sources(sources, config), retry_failed)
-    if todo:
-        init_ray(config)
-        ray.data.DataContext.get_current().enable_progress_bars = config.ray.progress
-        ds = ray.data.from_items([asdict(r) for r in todo], override_num_blocks=len(todo))
-        ds = add_text_stages(add_curation_stages(ds, config), config)
-        for row in ds.iter_rows():
-            clipped = from_row(row)
-            sink.write(clipped.status, clipped.samples)
+    sink = DatasetWriter(output, config)  # takes the output's lease, or raises OutputLocked
+    try:
+        todo = sink.todo(load_sources(sources, config), retry_failed)
+        if todo:
+            init_ray(config)
+            ray.data.DataContext.get_current().enable_progress_bars = config.ray.progress
+            ds = ray.data.from_items([asdict(r) for r in todo], override_num_blocks=len(todo))
+            ds = add_text_stages(add_curation_stages(ds, config), config)
+            for row in ds.iter_rows():
+                clipped = from_row(row)
+                sink.write(clipped.status, clipped.samples)
+    except BaseException:
+        sink.release()  # what was committed stays; the next run on this output resumes it
+        raise
     wall = time.monotonic() - started
     stats = sink.close(wall)
     write_report(sink.storage, stats)
@@ -158,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, pydantic.ValidationError) as exc:
         print(f"build_dataset.py: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    summary = build(args.sources, args.output, config, args.retry_failed)
+    try:
+        summary = build(args.sources, args.output, config, args.retry_failed)
+    except OutputLocked as exc:
+        print(f"build_dataset.py: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     print(format_summary(summary))
     print(json.dumps({"funnel": summary.stats.get("funnel", {})}))
     return 0

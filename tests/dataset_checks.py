@@ -1,8 +1,8 @@
 """Reading a written dataset back, for the tests: keys in the shard indexes and in the tars.
 
 One implementation over :class:`curate.storage.Storage`, so a local run and a run into a
-bucket are checked the same way: every ``.tar`` is read (committed or not, so an orphan tar
-with duplicate samples is caught), streamed through the storage's filesystem into
+bucket are checked the same way: the committed shards are those a commit manifest names,
+and every ``.tar`` is read (committed or not, so an orphan tar with duplicate samples is caught), streamed through the storage's filesystem into
 webdataset's tar reader.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from curate.plan import SCALES
+from curate.shards import committed_shards, shard_name
 from curate.storage import Storage
 
 READ_AHEAD = 8 * 1024**2  # else each of tarfile's small reads is one GET on object storage
@@ -25,13 +26,28 @@ def read_tar_samples(storage: Storage, rel: str) -> list[dict[str, Any]]:
 
 
 def shard_keys(storage: Storage) -> tuple[list[str], list[str]]:
-    """(keys listed by the shard indexes, keys of the samples in the tars), each sorted."""
+    """(keys listed by the indexes of the committed shards, keys of the samples in every tar), each sorted.
+
+    Committed is the contract's rule (a commit manifest names the shard); every tar is read, so an
+    uncommitted or orphan tar left behind shows up as a difference between the two lists.
+    """
     indexed, in_tars = [], []
     for scale in SCALES:
-        for name in storage.list(f"shards/{scale}"):
-            rel = f"shards/{scale}/{name}"
-            if name.startswith("shard-") and name.endswith(".parquet"):
-                indexed += storage.read_parquet(rel, ["key"])["key"].to_pylist()
-            elif name.startswith("shard-") and name.endswith(".tar"):
-                in_tars += [s["__key__"] for s in read_tar_samples(storage, rel)]
+        rel_dir = f"shards/{scale}"
+        for number in committed_shards(storage, rel_dir):
+            indexed += storage.read_parquet(f"{rel_dir}/{shard_name(number, 'parquet')}", ["key"])["key"].to_pylist()
+        for name in storage.list(rel_dir):
+            if name.startswith("shard-") and name.endswith(".tar"):
+                in_tars += [s["__key__"] for s in read_tar_samples(storage, f"{rel_dir}/{name}")]
     return sorted(indexed), sorted(in_tars)
+
+
+def committed_clips(storage: Storage) -> dict[str, dict[str, list[dict]]]:
+    """Index rows of the committed shards, per video and scale: what the shards hold."""
+    held: dict[str, dict[str, list[dict]]] = {}
+    for scale in SCALES:
+        rel_dir = f"shards/{scale}"
+        for number in committed_shards(storage, rel_dir):
+            for row in storage.read_parquet(f"{rel_dir}/{shard_name(number, 'parquet')}").to_pylist():
+                held.setdefault(row["video_id"], {}).setdefault(scale, []).append(row)
+    return held

@@ -10,6 +10,7 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
+from curate.commits import Manifest, read_manifests, write_manifest
 from curate.records import Sample
 from curate.shards import ShardWriter, committed_shards, recover
 from curate.storage import Storage
@@ -29,13 +30,20 @@ def make_sample(tmp_path, bikes):
     return make
 
 
+def publish(root: Storage, writer: ShardWriter, number: int = 0) -> list[str]:
+    """Commit every shard ``writer`` closed, as the sink does: one manifest names them."""
+    stems = writer.take_closed()
+    write_manifest(root, "", number, "test", Manifest("", {"short": stems}, []))
+    return stems
+
+
 def test_samples_read_back_with_webdataset_and_tarfile(tmp_path, make_sample):
     out = tmp_path / "short"
-    writer = ShardWriter(Storage(out), "", max_samples=3, max_bytes=10**9)
+    writer = ShardWriter(Storage(tmp_path), "short", max_samples=3, max_bytes=10**9)
     for i in range(7):
         writer.write(make_sample(i))
-    writer.commit()
-    assert committed_shards(Storage(out), "") == [0, 1, 2]
+    assert publish(Storage(tmp_path), writer) == ["shard-000000", "shard-000001", "shard-000002"]
+    assert committed_shards(Storage(tmp_path), "short") == [0, 1, 2]
     with tarfile.open(out / "shard-000000.tar") as tar:
         names = tar.getnames()
     assert names[:5] == ["vid_short_0000.json", "vid_short_0000.txt", "vid_short_0000.mp4",
@@ -49,10 +57,10 @@ def test_samples_read_back_with_webdataset_and_tarfile(tmp_path, make_sample):
 
 def test_index_offsets_point_at_each_sample(tmp_path, make_sample):
     out = tmp_path / "short"
-    writer = ShardWriter(Storage(out), "", max_samples=10, max_bytes=10**9)
+    writer = ShardWriter(Storage(tmp_path), "short", max_samples=10, max_bytes=10**9)
     for i in range(4):
         writer.write(make_sample(i))
-    writer.commit()
+    writer.close_shard()
     index = pq.read_table(out / "shard-000000.parquet").to_pylist()
     with open(out / "shard-000000.tar", "rb") as f:
         for row in index:
@@ -63,45 +71,50 @@ def test_index_offsets_point_at_each_sample(tmp_path, make_sample):
 
 
 def test_shards_are_bounded_by_bytes(tmp_path, make_sample):
-    out = tmp_path / "short"
-    writer = ShardWriter(Storage(out), "", max_samples=1000, max_bytes=1)
+    writer = ShardWriter(Storage(tmp_path), "short", max_samples=1000, max_bytes=1)
     for i in range(3):
         writer.write(make_sample(i))
-    writer.commit()
-    assert committed_shards(Storage(out), "") == [0, 1, 2]
+    assert writer.take_closed() == ["shard-000000", "shard-000001", "shard-000002"]
 
 
-def test_an_uncommitted_shard_is_invisible_and_removed_on_resume(tmp_path, make_sample):
-    out = tmp_path / "short"
-    writer = ShardWriter(Storage(out), "", max_samples=2, max_bytes=10**9)
-    for i in range(3):  # shard 0 committed, shard 1 open with one sample
+def test_a_closed_shard_is_invisible_until_a_manifest_names_it_and_removed_on_resume(tmp_path, make_sample):
+    out, root = tmp_path / "short", Storage(tmp_path)
+    writer = ShardWriter(root, "short", max_samples=2, max_bytes=10**9)
+    for i in range(2):
         writer.write(make_sample(i))
-    assert committed_shards(Storage(out), "") == [0]
-    assert not (out / "shard-000001.tar").exists(), "open shards live under a temporary name"
-    (out / "shard-000009.tar").write_bytes(b"a tar whose index never landed")
-    keys = recover(Storage(out), "")  # what a rerun sees after a crash
+    publish(root, writer)  # shard 0 committed
+    for i in range(2, 5):  # shard 1 closed but never named, shard 2 open
+        writer.write(make_sample(i))
+    assert (out / "shard-000001.parquet").exists() and committed_shards(root, "short") == [0]
+    assert not (out / "shard-000002.tar").exists(), "open shards live under a temporary name"
+    keys = recover(root, "short", {"shard-000000"})  # what a rerun sees after a crash
     assert keys == {"vid_short_0000", "vid_short_0001"}
     assert sorted(p.name for p in out.iterdir()) == ["shard-000000.parquet", "shard-000000.tar"]
 
 
+def test_an_unreadable_manifest_is_not_a_commit(tmp_path, make_sample):
+    root = Storage(tmp_path)
+    writer = ShardWriter(root, "short", max_samples=2, max_bytes=10**9)
+    for i in range(2):
+        writer.write(make_sample(i))
+    publish(root, writer)
+    (tmp_path / "commits" / "commit-000001-test.json").write_bytes(b"")  # emptied by a power loss
+    manifests, bad = read_manifests(root, "")
+    assert [m.shards for m in manifests] == [{"short": ["shard-000000"]}] and bad == ["commit-000001-test.json"]
+    assert committed_shards(root, "short") == [0]
+
+
 def test_a_rerun_never_writes_a_committed_sample_again(tmp_path, make_sample):
-    out = tmp_path / "short"
-    first = ShardWriter(Storage(out), "", max_samples=2, max_bytes=10**9)
+    root = Storage(tmp_path)
+    first = ShardWriter(root, "short", max_samples=2, max_bytes=10**9)
     for i in range(4):
         first.write(make_sample(i))
-    first.commit()
-    second = ShardWriter(Storage(out), "", max_samples=2, max_bytes=10**9)
+    publish(root, first)
+    keys = recover(root, "short", {"shard-000000", "shard-000001"})
+    second = ShardWriter(root, "short", max_samples=2, max_bytes=10**9, committed_keys=keys, first_number=2)
     written = [second.write(make_sample(i)) for i in range(6)]
-    second.commit()
+    publish(root, second, 1)
     assert written[:4] == [None] * 4
-    keys = [k for n in committed_shards(Storage(out), "") for k in pq.read_table(out / f"shard-{n:06d}.parquet")["key"].to_pylist()]
+    keys = [k for n in committed_shards(root, "short") for k in pq.read_table(tmp_path / "short" / f"shard-{n:06d}.parquet")["key"].to_pylist()]
     assert sorted(keys) == [f"vid_short_{i:04d}" for i in range(6)]
-    assert committed_shards(Storage(out), "") == [0, 1, 2], "numbering continues after the committed shards"
-
-
-def test_commit_callback_names_the_videos_of_the_shard(tmp_path, make_sample):
-    seen = []
-    writer = ShardWriter(Storage(tmp_path / "s"), "", max_samples=2, max_bytes=10**9, on_commit=lambda n, v: seen.append((n, v)))
-    writer.write(make_sample(0, "a"))
-    writer.write(make_sample(0, "b"))
-    assert seen == [(0, {"a", "b"})]
+    assert committed_shards(root, "short") == [0, 1, 2], "numbering continues after the committed shards"

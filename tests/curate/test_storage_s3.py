@@ -2,8 +2,8 @@
 
 On an object store the commit is "an object appears whole when its upload completes", so
 these check what that must give: nothing partial or temporary ever lands in the bucket,
-a shard is committed exactly when its index lands, and a rerun after a crash writes every
-sample exactly once.
+a shard is committed exactly when a commit manifest names it, a rerun after a crash writes
+every sample exactly once, and a second writer is refused.
 """
 
 from __future__ import annotations
@@ -17,9 +17,13 @@ import pytest
 from s3_server import SECRET_KEY, S3Server, moto_s3
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
+from curate.config import load_config
+from curate.lease import OutputLocked
 from curate.ledger import Ledger, VideoStatus
 from curate.records import Sample
-from curate.shards import ShardWriter, committed_shards
+from curate.shards import committed_shards
+from curate.sink import DatasetWriter
+from curate.sources import SourceRow
 from curate.storage import Storage
 
 
@@ -35,9 +39,9 @@ def bucket(s3: S3Server, request: pytest.FixtureRequest) -> str:
     return s3.make_bucket(request.node.name.replace("_", "-")[:60].strip("-"))
 
 
-def sample(i: int, size: int = 3000) -> Sample:
-    key = f"vid_short_{i:04d}"
-    record = {"key": key, "video_id": "vid", "scale": "short", "index": i, "start": 0.0, "end": 5.0,
+def sample(i: int, size: int = 3000, video_id: str = "vid") -> Sample:
+    key = f"{video_id}_short_{i:04d}"
+    record = {"key": key, "video_id": video_id, "scale": "short", "index": i, "start": 0.0, "end": 5.0,
               "duration": 5.0, "subtitle": f"text {i}", "caption": None, "summary": None, "split": "train"}
     return Sample(key, "short", record, bytes([i % 256]) * size, [b"\xff\xd8jpeg", b"\xff\xd8jpeg"])
 
@@ -72,34 +76,49 @@ def read_back(storage: Storage, rel_dir: str) -> list[str]:
     return [s["__key__"] for s in group_by_keys(tar_file_expander(streams))]
 
 
-def test_shards_commit_on_their_index_and_a_rerun_after_a_crash_writes_each_sample_once(s3, bucket):
+def test_shards_commit_on_their_manifest_and_a_rerun_after_a_crash_writes_each_sample_once(s3, bucket):
     storage = Storage(s3.uri(bucket, "ds"))
-    writer = ShardWriter(storage, "shards/short", max_samples=2, max_bytes=10**9)
-    for i in range(3):  # shard 0 committed, shard 1 open with one sample: the run "crashes" here
-        writer.write(sample(i))
-    assert s3.keys(bucket) == ["ds/shards/short/shard-000000.parquet", "ds/shards/short/shard-000000.tar"]
-    s3.client().put_object(Bucket=bucket, Key="ds/shards/short/shard-000001.tar", Body=b"a tar whose index never landed")
+    config = load_config(None, ["shards.max_samples=2"])
+    first = DatasetWriter(storage, config)
+    first.write(VideoStatus("http://v/0", "vid", clips_short=2), [sample(0), sample(1)])  # committed
+    for i in range(2, 5):  # shard 1 closed, shard 2 open: the run "crashes" before their commit
+        first.writers["short"].write(sample(i))
+    assert first.writers["short"].closed == ["shard-000001"]
+    s3.client().delete_object(Bucket=bucket, Key="ds/.lock")  # the dead run's lease, deleted by hand
+    assert committed_shards(storage, "shards/short") == [0]
 
-    rerun = ShardWriter(Storage(s3.uri(bucket, "ds")), "shards/short", max_samples=2, max_bytes=10**9)
-    assert rerun.committed_keys == {"vid_short_0000", "vid_short_0001"}
-    assert [rerun.write(sample(i)) for i in range(5)][:2] == [None, None]
-    rerun.commit()
+    rerun = DatasetWriter(Storage(s3.uri(bucket, "ds")), config)
+    assert rerun.todo([SourceRow("http://v/0", "vid", "pending", None, None, 0)]) == []
+    assert rerun.writers["short"].committed_keys == {"vid_short_0000", "vid_short_0001"}
+    rerun.write(VideoStatus("http://v/1", "vid1", clips_short=3), [sample(i, video_id="vid1") for i in range(3)])
+    rerun.close(1.0)
 
-    assert committed_shards(storage, "shards/short") == [0, 1, 2], "numbering continues, the orphan tar is gone"
-    files = [k for k in s3.keys(bucket) if not k.endswith("/")]
-    assert files == [f"ds/shards/short/shard-{n:06d}.{ext}" for n in range(3) for ext in ("parquet", "tar")]
-    assert read_back(storage, "shards/short") == [f"vid_short_{i:04d}" for i in range(5)]
-    index = storage.read_parquet("shards/short/shard-000001.parquet").to_pylist()
-    with storage.fs.open_input_file(storage.path("shards/short/shard-000001.tar")) as f:
+    assert committed_shards(storage, "shards/short") == [0, 2, 3], "numbering skips the orphan, which is gone"
+    files = [k for k in s3.keys(bucket) if k.startswith("ds/shards/short/") and not k.endswith("/")]
+    assert files == [f"ds/shards/short/shard-{n:06d}.{ext}" for n in (0, 2, 3) for ext in ("parquet", "tar")]
+    assert read_back(storage, "shards/short") == [f"vid_short_{i:04d}" for i in range(2)] + [
+        f"vid1_short_{i:04d}" for i in range(3)]
+    index = storage.read_parquet("shards/short/shard-000002.parquet").to_pylist()
+    with storage.fs.open_input_file(storage.path("shards/short/shard-000002.tar")) as f:
         f.seek(index[1]["offset"])
         member = tarfile.TarInfo.frombuf(f.read(tarfile.BLOCKSIZE), "utf-8", "surrogateescape")
     assert member.name == f"{index[1]['key']}.json", "index offsets allow random access on S3"
 
 
+def test_a_second_writer_on_the_bucket_is_refused_while_the_first_holds_the_lease(s3, bucket):
+    config = load_config(None, [])
+    first = DatasetWriter(Storage(s3.uri(bucket, "ds")), config)
+    with pytest.raises(OutputLocked, match="is being written by run"):
+        DatasetWriter(Storage(s3.uri(bucket, "ds")), config)
+    first.close(0.0)
+    assert "ds/.lock" not in s3.keys(bucket)
+    DatasetWriter(Storage(s3.uri(bucket, "ds")), config).close(0.0)
+
+
 def test_the_ledger_survives_a_crash_and_consolidates_in_the_bucket(s3, bucket):
     Ledger(Storage(s3.uri(bucket, "ds"))).commit([VideoStatus("http://a/1", "one", clips_short=2)])
     ledger = Ledger(Storage(s3.uri(bucket, "ds")))  # no consolidate: as after a crash
-    assert ledger.done("http://a/1")
+    assert ledger.done("one")
     ledger.commit([VideoStatus("http://a/2", "two", "failed", "transient", "timeout")])
     ledger.consolidate()
     files = [k for k in s3.keys(bucket) if not k.endswith("/")]
@@ -107,4 +126,4 @@ def test_the_ledger_survives_a_crash_and_consolidates_in_the_bucket(s3, bucket):
     body = s3.client().get_object(Bucket=bucket, Key="ds/videos.parquet")["Body"].read()
     rows = pq.read_table(io.BytesIO(body)).to_pylist()
     assert [(r["url"], r["status"]) for r in rows] == [("http://a/1", "ok"), ("http://a/2", "failed")]
-    assert not Ledger(Storage(s3.uri(bucket, "ds"))).done("http://a/2"), "transient failures are retried"
+    assert not Ledger(Storage(s3.uri(bucket, "ds"))).done("two"), "transient failures are retried"

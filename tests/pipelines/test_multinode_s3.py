@@ -38,7 +38,8 @@ BUCKET = "vidla"
 # The corpus's text stages are exercised in test_build_dataset.py; here they would only add minutes.
 NO_TEXT = ("text.llm.backend=none", "text.vlm.backend=none")
 DATASET_FILE = re.compile(
-    r"^(shards/(short|medium|long)/shard-\d{6}\.(tar|parquet)|videos\.parquet|clips\.parquet|stats\.json"
+    r"^(shards/(short|medium|long)/shard-\d{6}\.(tar|parquet)|shards/commits/commit-\d{6}-[A-Za-z0-9_-]+\.json"
+    r"|videos\.parquet|clips\.parquet|stats\.json"
     r"|report\.html|report/[A-Za-z0-9_-]+\.(jpg|png))$"
 )
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -114,7 +115,7 @@ def run(cmd: list[str], env: dict[str, str]) -> str:
 def stray_objects(s3: S3Server, prefix: str) -> list[str]:
     """Objects that are neither dataset files nor the directory markers Arrow leaves on deletes."""
     rels = [k[len(prefix) + 1 :] for k in s3.keys(BUCKET, prefix + "/")]
-    return [r for r in rels if not DATASET_FILE.match(r) and r not in (".ledger/", "shards/short/", "shards/medium/", "shards/long/")]
+    return [r for r in rels if not DATASET_FILE.match(r) and r not in (".ledger/", "shards/short/", "shards/medium/", "shards/long/", "shards/commits/")]
 
 
 def task_nodes(dashboard: str, timeout_s: float = 30) -> tuple[set[str], set[str]]:

@@ -1,0 +1,83 @@
+"""Commits: the manifests that make shards and their videos' ledger rows visible, all at once.
+
+A shard's tar and index are written (and fsynced) before anything refers to them, but a
+shard is *committed* only once a manifest ``shards/commits/commit-NNNNNN-RUN.json``
+names it. One manifest names every shard of a batch of videos at every scale together
+with those videos' ledger rows, and is written last, in one all-or-nothing write: so a
+video's clips at all scales and its ``ok`` row become visible together, or not at all,
+and a crash followed by a rerun with another plan can never leave clips of two plans.
+
+A manifest that cannot be parsed (e.g. emptied by a power loss) is not a commit: readers
+ignore it and the next writer removes it with the shards only it named.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import re
+from dataclasses import dataclass, field
+
+from curate.records import FORMAT_VERSION
+from curate.storage import Storage
+
+COMMITS_DIR = "commits"
+COMMIT_RE = re.compile(r"^commit-(\d{6})-[A-Za-z0-9_-]+\.json$")
+SHARD_STEM_RE = re.compile(r"^shard-(\d{6})$")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Manifest:
+    """One commit: the shard stems it publishes per scale and the ledger rows of its videos."""
+
+    name: str
+    shards: dict[str, list[str]] = field(default_factory=dict)
+    videos: list[dict] = field(default_factory=list)
+
+
+def commits_dir(shards_root: str) -> str:
+    """Where the manifests of the shard directories under ``shards_root`` live."""
+    return posixpath.join(shards_root, COMMITS_DIR) if shards_root else COMMITS_DIR
+
+
+def _parse(name: str, data: bytes) -> Manifest:
+    body = json.loads(data)
+    shards = {str(scale): [str(s) for s in stems] for scale, stems in body["shards"].items()}
+    if any(not SHARD_STEM_RE.match(s) for stems in shards.values() for s in stems):
+        raise ValueError(f"{name}: a shard name is not shard-NNNNNN")
+    return Manifest(name, shards, [dict(v) for v in body["videos"]])
+
+
+def read_manifests(storage: Storage, shards_root: str) -> tuple[list[Manifest], list[str]]:
+    """(the readable manifests in commit order, the names of unreadable ones) under ``shards_root``."""
+    where = commits_dir(shards_root)
+    good, bad = [], []
+    for name in sorted(n for n in storage.list(where) if COMMIT_RE.match(n)):
+        try:
+            good.append(_parse(name, storage.read_bytes(f"{where}/{name}")))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("commit %s is unreadable (%s): treated as uncommitted", name, exc)
+            bad.append(name)
+    return good, bad
+
+
+def next_commit_number(storage: Storage, shards_root: str) -> int:
+    """The number after the highest commit present (readable or not), so names never repeat."""
+    numbers = [int(m.group(1)) for n in storage.list(commits_dir(shards_root)) if (m := COMMIT_RE.match(n))]
+    return max(numbers) + 1 if numbers else 0
+
+
+def write_manifest(storage: Storage, shards_root: str, number: int, run_id: str, manifest: Manifest) -> str:
+    """Write (and so commit) ``manifest`` as commit ``number`` of ``run_id``; returns its name."""
+    name = f"commit-{number:06d}-{run_id}.json"
+    body = {"format_version": FORMAT_VERSION, "run_id": run_id, "shards": manifest.shards, "videos": manifest.videos}
+    storage.write_bytes(f"{commits_dir(shards_root)}/{name}", json.dumps(body, ensure_ascii=False).encode())
+    return name
+
+
+def committed_stems(storage: Storage, shards_root: str, scale: str) -> set[str]:
+    """Stems (``shard-NNNNNN``) of the shards of ``scale`` that a readable manifest names."""
+    manifests, _ = read_manifests(storage, shards_root)
+    return {stem for m in manifests for stem in m.shards.get(scale, [])}
