@@ -113,9 +113,10 @@ def run(cmd: list[str], env: dict[str, str]) -> str:
 
 
 def stray_objects(s3: S3Server, prefix: str) -> list[str]:
-    """Objects that are neither dataset files nor the directory markers Arrow leaves on deletes."""
+    """Objects that are neither dataset files nor the directory markers Arrow leaves on deletes
+    (``PREFIX/`` itself once the lease ``.lock`` is deleted)."""
     rels = [k[len(prefix) + 1 :] for k in s3.keys(BUCKET, prefix + "/")]
-    return [r for r in rels if not DATASET_FILE.match(r) and r not in (".ledger/", "shards/short/", "shards/medium/", "shards/long/", "shards/commits/")]
+    return [r for r in rels if not DATASET_FILE.match(r) and r not in ("", ".ledger/", "shards/short/", "shards/medium/", "shards/long/", "shards/commits/")]
 
 
 def task_nodes(dashboard: str, timeout_s: float = 30) -> tuple[set[str], set[str]]:
