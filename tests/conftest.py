@@ -46,7 +46,7 @@ def demo_server(demo_corpus: tuple[Path, dict]) -> Iterator[str]:
         yield base_url
 
 
-def _kill_then_rerun(cmd: list[str], out: Path, env: dict[str, str] | None = None, timeout_s: float = 240) -> None:
+def _kill_then_rerun(cmd: list[str], out: Path, env: dict[str, str] | None = None, timeout_s: float = 420) -> None:
     """Start ``cmd``, SIGKILL it right after its first shard commit, then run it again to the end."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout_s
