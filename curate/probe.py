@@ -48,13 +48,6 @@ class MediaInfo:
     demuxer: str | None = None
     """The ffmpeg demuxer the file was recognised as (``media_input_args(path, demuxer)``)."""
 
-    @property
-    def median_keyframe_interval(self) -> float:
-        """Median gap between keyframes; the duration when there is only one."""
-        points = [*self.keyframes, self.duration]
-        gaps = sorted(b - a for a, b in zip(points, points[1:], strict=False) if b > a)
-        return gaps[len(gaps) // 2] if gaps else self.duration
-
 
 @dataclass(frozen=True)
 class MediaLimits:

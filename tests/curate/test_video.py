@@ -89,13 +89,18 @@ def test_shell_metacharacters_and_dot_dot_in_urls_stay_inside_the_work_dir(bad_s
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
 
 
-def test_sparse_keyframes_are_still_copied_and_every_clip_is_exact(tmp_path):
-    video = tmp_path / "sparse.mp4"
+def one_keyframe_video(path: Path) -> Path:
+    """24 s of 25 fps H.264 with B-frames and a single keyframe, at 0."""
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=24",
-         "-c:v", "libx264", "-preset", "veryfast", "-g", "1000", "-sc_threshold", "0", str(video)],
+         "-c:v", "libx264", "-preset", "veryfast", "-g", "1000", "-sc_threshold", "0", str(path)],
         check=True,
     )
+    return path
+
+
+def test_sparse_keyframes_are_still_copied_and_every_clip_is_exact(tmp_path):
+    video = one_keyframe_video(tmp_path / "sparse.mp4")
     with serve_directory(tmp_path) as base:
         result = curate(base + "sparse.mp4", tmp_path)
     assert result.status.status == "ok", result.status.error
@@ -110,12 +115,7 @@ def test_sparse_keyframes_are_still_copied_and_every_clip_is_exact(tmp_path):
 
 
 def test_reencode_is_an_explicit_mode_and_its_clips_are_exact_too(tmp_path):
-    video = tmp_path / "sparse.mp4"
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=24",
-         "-c:v", "libx264", "-preset", "ultrafast", "-g", "1000", "-sc_threshold", "0", str(video)],
-        check=True,
-    )
+    one_keyframe_video(tmp_path / "sparse.mp4")
     with serve_directory(tmp_path) as base:
         result = curate(base + "sparse.mp4", tmp_path, **{"cut.mode": "reencode"})
     assert result.status.status == "ok", result.status.error
