@@ -36,22 +36,19 @@ import os
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
-import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.filters import shuffle
 from webdataset.handlers import warn_and_continue
 from webdataset.tariterators import group_by_keys, tar_file_expander, tarfile_samples
 
-from curate.shards import committed_shards, shard_name
-from curate.storage import Storage, is_uri, redacted
-from model.config import SCALES, DataConfig
+from curate.storage import Storage, is_uri
+from model.config import DataConfig
 from model.frames import decode_jpegs, decode_mp4, draw_crop, segment_indices, segment_times
+from model.shard_sources import ScaleSource, scale_sources
 from model.text_tower import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -61,57 +58,6 @@ Item = TypeVar("Item")
 FRAME_RE = re.compile(r"^f(\d+)\.jpg$")
 REMOTE_READ_BUFFER = 8 * 1024**2
 """Read-ahead of a remote tar stream: without it each of tarfile's small reads is one ranged GET."""
-INDEX_READERS = 16
-"""Shard indexes read concurrently (on object storage each read is a few round trips)."""
-
-
-def split_shards(storage: Storage, scale: str, split: str) -> list[str]:
-    """The committed tars of ``scale`` whose index lists a ``split`` sample, as paths in ``storage``'s filesystem.
-
-    Committed means the dataset contract's rule, implemented once in :func:`curate.shards.committed_shards`
-    (a readable commit manifest in ``commits/`` names the shard); then the ``split`` column of each index
-    is read, concurrently, since on object storage each read is a few network round trips. A shard whose
-    index cannot be read is treated as uncommitted (skipped with a warning), not fatal.
-    """
-    tars = [f"{scale}/{shard_name(n, 'tar')}" for n in committed_shards(storage, scale)]
-
-    def has_split(tar: str) -> bool:
-        try:
-            return split in set(storage.read_parquet(f"{tar[:-4]}.parquet", ["split"])["split"].to_pylist())
-        except (pa.ArrowInvalid, OSError) as exc:
-            log.warning("shard index %s is unreadable (%s): skipped", tar[:-4], exc)
-            return False
-
-    with ThreadPoolExecutor(INDEX_READERS) as pool:
-        return [storage.path(t) for t, keep in zip(tars, pool.map(has_split, tars), strict=True) if keep]
-
-
-@dataclass(frozen=True)
-class ScaleSource:
-    """One scale's shards (of the split) and its mixing weight."""
-
-    scale: str
-    shards: tuple[str, ...]
-    """Tar paths in the root's filesystem: local paths, or ``bucket/prefix/short/shard-000000.tar``."""
-    weight: float
-
-
-def scale_sources(root: str | Path, split: str, weights: dict[str, float] | None) -> list[ScaleSource]:
-    """The scales to read: those with shards of ``split`` and a positive weight."""
-    storage = Storage(str(root))
-    sources = []
-    for scale in SCALES:
-        shards = split_shards(storage, scale, split)
-        weight = float(len(shards)) if weights is None else float(weights.get(scale, 0.0))
-        if shards and weight > 0:
-            sources.append(ScaleSource(scale, tuple(shards), weight))
-    if not sources:
-        raise FileNotFoundError(
-            f"no committed shards with {split!r} samples under {redacted(str(root))}/{{{','.join(SCALES)}}}"
-        )
-    return sources
-
-
 @dataclass
 class Clip:
     """One decoded sample."""
