@@ -7,6 +7,10 @@ with those videos' ledger rows, and is written last, in one all-or-nothing write
 video's clips at all scales and its ``ok`` row become visible together, or not at all,
 and a crash followed by a rerun with another plan can never leave clips of two plans.
 
+The shards are written by the write stage's tasks (any node) and the manifest by the driver,
+which only ever sees their names: ``writer`` records which process wrote them (Ray node id,
+host, pid), for audits and for the multi-node test.
+
 A manifest that cannot be parsed (e.g. emptied by a power loss) is not a commit: readers
 ignore it and the next writer removes it with the shards only it named.
 """
@@ -24,7 +28,7 @@ from curate.storage import Storage
 
 COMMITS_DIR = "commits"
 COMMIT_RE = re.compile(r"^commit-(\d{6})-[A-Za-z0-9_-]+\.json$")
-SHARD_STEM_RE = re.compile(r"^shard-(\d{6})$")
+SHARD_STEM_RE = re.compile(r"^shard-[A-Za-z0-9_-]+$")
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +39,8 @@ class Manifest:
     name: str
     shards: dict[str, list[str]] = field(default_factory=dict)
     videos: list[dict] = field(default_factory=list)
+    writer: dict = field(default_factory=dict)
+    """Who wrote the shards: ``node`` (Ray node id, when written by a Ray task), ``host``, ``pid``."""
 
 
 def commits_dir(shards_root: str) -> str:
@@ -46,8 +52,8 @@ def _parse(name: str, data: bytes) -> Manifest:
     body = json.loads(data)
     shards = {str(scale): [str(s) for s in stems] for scale, stems in body["shards"].items()}
     if any(not SHARD_STEM_RE.match(s) for stems in shards.values() for s in stems):
-        raise ValueError(f"{name}: a shard name is not shard-NNNNNN")
-    return Manifest(name, shards, [dict(v) for v in body["videos"]])
+        raise ValueError(f"{name}: a shard name is not shard-[A-Za-z0-9_-]+")
+    return Manifest(name, shards, [dict(v) for v in body["videos"]], dict(body.get("writer") or {}))
 
 
 def read_manifests(storage: Storage, shards_root: str) -> tuple[list[Manifest], list[str]]:
@@ -72,12 +78,13 @@ def next_commit_number(storage: Storage, shards_root: str) -> int:
 def write_manifest(storage: Storage, shards_root: str, number: int, run_id: str, manifest: Manifest) -> str:
     """Write (and so commit) ``manifest`` as commit ``number`` of ``run_id``; returns its name."""
     name = f"commit-{number:06d}-{run_id}.json"
-    body = {"format_version": FORMAT_VERSION, "run_id": run_id, "shards": manifest.shards, "videos": manifest.videos}
+    body = {"format_version": FORMAT_VERSION, "run_id": run_id, "shards": manifest.shards, "videos": manifest.videos,
+            "writer": manifest.writer}
     storage.write_bytes(f"{commits_dir(shards_root)}/{name}", json.dumps(body, ensure_ascii=False).encode())
     return name
 
 
 def committed_stems(storage: Storage, shards_root: str, scale: str) -> set[str]:
-    """Stems (``shard-NNNNNN``) of the shards of ``scale`` that a readable manifest names."""
+    """Stems (``shard-RUN-HASH``) of the shards of ``scale`` that a readable manifest names."""
     manifests, _ = read_manifests(storage, shards_root)
     return {stem for m in manifests for stem in m.shards.get(scale, [])}

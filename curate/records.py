@@ -18,8 +18,9 @@ from curate.cut import CutClip, keeps_audio
 from curate.plan import SCALES, ClipPlan, PlannedClip, clip_key
 from curate.probe import MediaInfo
 
-FORMAT_VERSION = 3
-"""2: clips are stream copies with MP4 edit lists (pre-roll hidden); ``preroll_s`` added."""
+FORMAT_VERSION = 4
+"""2: clips are stream copies with MP4 edit lists (pre-roll hidden); ``preroll_s`` added. 3: commit manifests.
+4: shards are written by the workers and named ``shard-RUN-HASH`` (docs/dataset-format.md)."""
 
 
 @dataclass

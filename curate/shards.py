@@ -3,12 +3,18 @@
 A shard's tar and then its ``.parquet`` index are each written all-or-nothing and durably
 (see :mod:`curate.storage`), but a shard is *committed* only once a commit manifest names
 it (:mod:`curate.commits`), so a video's shards at every scale appear together. A reader
-ignores shards no manifest names; :func:`recover` deletes them with any temporary file,
-and returns the keys already committed so a rerun never writes a sample twice.
+ignores shards no manifest names; :func:`remove_uncommitted` deletes them with any temporary file.
+
+Shards are written by many processes at once (the write stage's tasks on every node), so a
+name cannot be a counter: it is :func:`shard_stem` of the run, the batch and the shard's first
+sample key. Keys are unique in a dataset and a video is in one batch, so two tasks never pick
+the same name; a retried task (same batch, same order) rewrites the same names instead of
+adding a second copy; and a batch made differently can never overwrite a committed shard.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -23,7 +29,7 @@ from curate.commits import committed_stems
 from curate.records import Sample
 from curate.storage import Storage
 
-SHARD_RE = re.compile(r"^shard-(\d{6})\.(tar|parquet)$")
+SHARD_RE = re.compile(r"^(shard-[A-Za-z0-9_-]+)\.(tar|parquet)$")
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -55,8 +61,15 @@ INDEX_SCHEMA = pa.schema(
 )
 
 
-def shard_name(number: int, ext: str) -> str:
-    return f"shard-{number:06d}.{ext}"
+def shard_stem(run_id: str, first_key: str, batch: str = "") -> str:
+    """``shard-RUN-HASH``: the run, then a digest of the batch's identity and the shard's first sample key
+    (unique in the dataset), so the name is the same on a retry and never chosen by two writers; no ``.``."""
+    return f"shard-{run_id}-{hashlib.sha256(f'{batch}/{first_key}'.encode()).hexdigest()[:16]}"
+
+
+def batch_id(video_ids: list[str]) -> str:
+    """A batch's identity: a digest of its sorted video ids (the same for a retried task's batch)."""
+    return hashlib.sha256("\n".join(sorted(video_ids)).encode()).hexdigest()[:16]
 
 
 def split_rel(rel_dir: str) -> tuple[str, str]:
@@ -65,29 +78,30 @@ def split_rel(rel_dir: str) -> tuple[str, str]:
     return root, scale
 
 
-def committed_shards(storage: Storage, rel_dir: str) -> list[int]:
-    """Numbers of the shards in ``rel_dir`` that a readable commit manifest names, ascending."""
+def committed_shards(storage: Storage, rel_dir: str) -> list[str]:
+    """Stems of the shards in ``rel_dir`` that a readable commit manifest names, sorted."""
     root, scale = split_rel(rel_dir)
-    return sorted(int(stem.split("-")[1]) for stem in committed_stems(storage, root, scale))
+    return sorted(committed_stems(storage, root, scale))
 
 
-def recover(storage: Storage, rel_dir: str, committed: set[str]) -> set[str]:
+def remove_uncommitted(storage: Storage, rel_dir: str, committed: set[str]) -> None:
     """Delete temporaries and every shard file of ``rel_dir`` whose stem is not in ``committed``
-    (written by a run that died before its commit); return the keys of the committed samples."""
+    (written by a task or run that died, or whose batch was never committed)."""
     storage.mkdir(rel_dir)
     storage.remove_temporaries(rel_dir)
     for name in storage.list(rel_dir):
-        if SHARD_RE.match(name) and name.rsplit(".", 1)[0] not in committed:
+        if (m := SHARD_RE.match(name)) and m.group(1) not in committed:
             storage.delete(f"{rel_dir}/{name}")
+
+
+def recover(storage: Storage, rel_dir: str, committed: set[str]) -> set[str]:
+    """:func:`remove_uncommitted`, then return the keys of the committed samples (reads every index:
+    for tools and tests; the sink itself relies on whole videos being committed, see :mod:`curate.sink`)."""
+    remove_uncommitted(storage, rel_dir, committed)
     keys: set[str] = set()
     for stem in committed:
         keys.update(storage.read_parquet(f"{rel_dir}/{stem}.parquet", ["key"])["key"].to_pylist())
     return keys
-
-
-def highest_shard(storage: Storage, rel_dir: str) -> int:
-    """The highest shard number with any file in ``rel_dir`` (-1 when none), so numbers never repeat."""
-    return max((int(m.group(1)) for n in storage.list(rel_dir) if (m := SHARD_RE.match(n))), default=-1)
 
 
 def data_of(item: Path | bytes) -> bytes:
@@ -105,7 +119,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 @dataclass
 class _OpenShard:
-    number: int
+    stem: str
     stack: ExitStack
     tar: tarfile.TarFile
     rows: list[dict] = field(default_factory=list)
@@ -124,34 +138,39 @@ class ShardWriter:
         max_samples: int,
         max_bytes: int,
         committed_keys: set[str] | None = None,
-        first_number: int = 0,
+        run_id: str = "run",
     ):
         self.storage = storage
         self.rel_dir = rel_dir
         self.max_samples = max_samples
         self.max_bytes = max_bytes
         self.committed_keys = set(committed_keys or ())
-        self._next = first_number
+        self.run_id = run_id
+        self.batch = ""
+        """The identity of the batch being written (:func:`batch_id`), part of every new shard's name."""
+        self.bytes_written = 0
+        """Tar bytes of every sample written (what a batch reports as its shard bytes)."""
         self._open: _OpenShard | None = None
         self.closed: list[str] = []
         """Stems of the shards closed since the last commit took them (:meth:`take_closed`)."""
 
     @property
-    def open_shard(self) -> int | None:
-        return self._open.number if self._open else None
+    def open_shard(self) -> str | None:
+        return self._open.stem if self._open else None
 
     def write(self, sample: Sample) -> str | None:
         """Append ``sample`` unless its key was already written; returns the shard's relative name."""
         if sample.key in self.committed_keys:
             return None
-        shard = self._open or self._start()
+        shard = self._open or self._start(sample.key)
         offset = shard.tar.offset
         size = self._append(shard.tar, sample)
         shard.rows.append(_index_row(sample, offset, size))
         shard.video_ids.add(sample.record["video_id"])
         shard.bytes += size
+        self.bytes_written += size
         self.committed_keys.add(sample.key)
-        name = shard_name(shard.number, "tar")
+        name = f"{shard.stem}.tar"
         if len(shard.rows) >= self.max_samples or shard.bytes >= self.max_bytes:
             self.close_shard()
         return name
@@ -164,8 +183,8 @@ class ShardWriter:
         shard.tar.close()
         shard.stack.close()
         table = pa.Table.from_pylist(shard.rows, schema=INDEX_SCHEMA)
-        self.storage.write_parquet(f"{self.rel_dir}/{shard_name(shard.number, 'parquet')}", table)
-        self.closed.append(f"shard-{shard.number:06d}")
+        self.storage.write_parquet(f"{self.rel_dir}/{shard.stem}.parquet", table)
+        self.closed.append(shard.stem)
 
     def take_closed(self) -> list[str]:
         """Close the open shard and hand over every closed stem, for a commit manifest to name."""
@@ -173,11 +192,11 @@ class ShardWriter:
         stems, self.closed = self.closed, []
         return stems
 
-    def _start(self) -> _OpenShard:
-        number, self._next = self._next, self._next + 1
+    def _start(self, first_key: str) -> _OpenShard:
+        stem = shard_stem(self.run_id, first_key, self.batch)
         stack = ExitStack()
-        stream = stack.enter_context(self.storage.open_write(f"{self.rel_dir}/{shard_name(number, 'tar')}"))
-        self._open = _OpenShard(number, stack, tarfile.open(fileobj=stream, mode="w", format=tarfile.GNU_FORMAT))
+        stream = stack.enter_context(self.storage.open_write(f"{self.rel_dir}/{stem}.tar"))
+        self._open = _OpenShard(stem, stack, tarfile.open(fileobj=stream, mode="w", format=tarfile.GNU_FORMAT))
         return self._open
 
     @staticmethod

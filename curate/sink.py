@@ -1,19 +1,23 @@
 """The dataset sink: shards per scale, the ledger, ``clips.parquet`` and ``stats.json``.
 
-Both drivers (the plain loop in :mod:`curate.run` and the Ray pipeline) feed finished
-videos to one :class:`DatasetWriter`, so exactly-once, resume and the output layout are
-implemented once. A video's clips at every scale and its ledger row are published by one
-commit manifest (:mod:`curate.commits`), all or nothing; committed keys are never written
-again, and the output has one writer at a time (:mod:`curate.lease`).
+Both drivers (the plain loop in :mod:`curate.run` and the Ray pipeline) go through one
+:class:`DatasetWriter`, so exactly-once, resume and the output layout are implemented once.
+The shards themselves are written by :class:`curate.shard_batch.BatchWriter`: in the Ray
+pipeline by the write stage's tasks on the workers, which hand over only a
+:class:`~curate.shard_batch.WrittenBatch` (:meth:`DatasetWriter.publish`); in the plain loop
+in this process (:meth:`DatasetWriter.write`). Either way a video's clips at every scale and
+its ledger row are published by one commit manifest (:mod:`curate.commits`), all or nothing;
+a video already committed is never written again, and the output has one writer at a time
+(:mod:`curate.lease`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -24,19 +28,14 @@ from curate.lease import Lease, new_run_id
 from curate.ledger import ID_CONFLICT, Ledger, VideoStatus
 from curate.plan import SCALES
 from curate.records import FORMAT_VERSION, Sample
-from curate.redact import redact_text, redact_url
-from curate.shards import (
-    INDEX_SCHEMA,
-    ShardWriter,
-    committed_shards,
-    highest_shard,
-    recover,
-    shard_name,
-)
+from curate.redact import redact_url
+from curate.shard_batch import SHARDS_DIR, BatchWriter, WrittenBatch, this_writer
+from curate.shard_batch import without_secrets as _without_secrets
+from curate.shards import INDEX_SCHEMA, ShardWriter, remove_uncommitted
 from curate.sources import SourceRow
 from curate.storage import Storage
 
-SHARDS_DIR = "shards"
+log = logging.getLogger(__name__)
 CLIPS_FILE = "clips.parquet"
 STATS_FILE = "stats.json"
 
@@ -53,9 +52,10 @@ class DatasetWriter:
     """Writes finished videos into a dataset root, resuming what is there.
 
     Holds the output's lease (:mod:`curate.lease`) from construction to :meth:`close` or
-    :meth:`release`. Videos with clips are gathered into a batch; once the batch holds a
-    shard's worth of samples (or bytes), every open shard is closed and one commit manifest
-    publishes the batch's shards at every scale together with its videos' ledger rows.
+    :meth:`release`. A batch of videos written elsewhere is committed by :meth:`publish`; videos
+    given to :meth:`write` are written here into a batch that is published once it holds a
+    shard's worth of samples (or bytes). Either way one commit manifest publishes a batch's
+    shards at every scale together with its videos' ledger rows.
     """
 
     def __init__(self, output: str | Storage, config: CurateConfig):
@@ -72,26 +72,30 @@ class DatasetWriter:
         except BaseException:
             self.lease.release()
             raise
-        self.batch: list[VideoStatus] = []
-        self.batch_samples = 0
-        self.batch_bytes = 0
+        self.batch_writer = BatchWriter(self.storage, config.shards, self.run_id, this_writer())
         self.tally = RunTally()
+
+    @property
+    def writers(self) -> dict[str, ShardWriter]:
+        """The in-process shard writer of each scale (the plain loop's)."""
+        return self.batch_writer.writers
 
     def _recover(self) -> list[Manifest]:
         """Keep the commits whose shards are all readable; remove unreadable commits and every shard
-        no kept commit names (a crashed run's); open a writer per scale after the highest number."""
+        no kept commit names (a crashed run's, a failed task's)."""
         manifests, bad = read_manifests(self.storage, SHARDS_DIR)
         kept = [m for m in manifests if _readable(self.storage, m)]
         for name in bad + [m.name for m in manifests if m not in kept]:
             self.storage.delete(f"{commits_dir(SHARDS_DIR)}/{name}")
-        self.writers: dict[str, ShardWriter] = {}
-        for scale in SCALES:
-            rel_dir = f"{SHARDS_DIR}/{scale}"
-            first = highest_shard(self.storage, rel_dir) + 1  # before recovery: a number is never reused
-            keys = recover(self.storage, rel_dir, {stem for m in kept for stem in m.shards.get(scale, [])})
-            shards = self.config.shards
-            self.writers[scale] = ShardWriter(self.storage, rel_dir, shards.max_samples, shards.max_bytes, keys, first)
+        self.committed = {scale: {stem for m in kept for stem in m.shards.get(scale, [])} for scale in SCALES}
+        self._remove_uncommitted()
         return kept
+
+    def _remove_uncommitted(self) -> None:
+        """Delete every shard file no commit names, with temporaries: after a crash, and at the end of a
+        run (a write task that died or was retried under another batch may have left some)."""
+        for scale in SCALES:
+            remove_uncommitted(self.storage, f"{SHARDS_DIR}/{scale}", self.committed[scale])
 
     def todo(self, rows: list[SourceRow], retry_failed: bool = False) -> list[SourceRow]:
         """Record rows that cannot be processed (invalid, duplicate, opted out, an id already committed
@@ -108,38 +112,63 @@ class DatasetWriter:
         return pending
 
     def write(self, status: VideoStatus, samples: list[Sample]) -> None:
-        """Append one finished video (its samples may be empty when it failed); URLs lose their secrets here,
-        where every driver's rows and samples are stored."""
-        status = _without_secrets(status)
-        self.tally.statuses.append(status)
-        written = 0
-        for sample in samples:
-            sample.record["url"] = redact_url(str(sample.record.get("url", "")))
-            if self.writers[sample.scale].write(sample) is not None:
-                self.tally.samples_written[sample.scale] += 1
-                written += 1
-                self.batch_bytes += sample.mp4.stat().st_size if isinstance(sample.mp4, Path) else len(sample.mp4)
-        if not written:
-            self.ledger.commit([status])  # nothing to publish: the row alone is the commit
+        """Write one finished video in this process (its samples may be empty when it failed); a video
+        already committed is not written again. Publishes the batch once it holds a shard's worth."""
+        if self._committed(status.video_id):
+            log.warning("video %s is already committed: not written again", status.video_id)
             return
-        self.batch.append(status)
-        self.batch_samples += written
-        if self.batch_samples >= self.config.shards.max_samples or self.batch_bytes >= self.config.shards.max_bytes:
+        if not self.batch_writer.add(status, samples):
+            self.publish(self.batch_writer.take_unwritten())  # nothing to publish: the row alone is the commit
+        elif self.batch_writer.full:
             self.commit()
 
     def commit(self) -> None:
-        """Close every open shard and publish the batch: its shards at all scales and its ledger rows."""
-        shards = {scale: stems for scale, w in self.writers.items() if (stems := w.take_closed())}
-        if not shards and not self.batch:
-            return
-        for status in self.batch:
+        """Close every open in-process shard and publish the batch: its shards at all scales and its rows."""
+        self.publish(self.batch_writer.take())
+
+    def publish(self, batch: WrittenBatch) -> bool:
+        """Commit a batch whose shards are written (here or by a write task): one manifest names its shards
+        at every scale with its videos' rows; rows of videos without clips become a ledger part.
+
+        A batch holding a video that is already committed, or shards of another run (whose files that
+        run's recovery may have deleted), is refused and its shards deleted, so no clip is ever committed
+        twice or named without its file (its other videos stay unrecorded, as after a crash, and a rerun
+        redoes them). Returns whether the batch was committed.
+        """
+        foreign = [s for stems in batch.shards.values() for s in stems if not s.startswith(f"shard-{self.run_id}-")]
+        if foreign or any(self._committed(vid) for vid in batch.video_ids):
+            log.warning("batch of %s holds a video already committed or another run's shards: refused", batch.video_ids)
+            if not foreign:
+                self._delete_shards(batch.shards)
+            return False
+        self.tally.statuses += batch.statuses + batch.unwritten
+        for scale, count in batch.samples.items():
+            self.tally.samples_written[scale] += count
+        self.ledger.commit(batch.unwritten)
+        if not batch.shards and not batch.statuses:
+            return True
+        for status in batch.statuses:
             status.finished_at = status.finished_at or datetime.now(UTC).isoformat(timespec="seconds")
-        manifest = Manifest("", shards, [asdict(s) for s in self.batch])
+        manifest = Manifest("", batch.shards, [asdict(s) for s in batch.statuses], batch.writer)
         write_manifest(self.storage, SHARDS_DIR, self._commit_no, self.run_id, manifest)
         self._commit_no += 1
-        for status in self.batch:
+        for scale, stems in batch.shards.items():
+            self.committed[scale].update(stems)
+        for status in batch.statuses:
             self.ledger.put(status)
-        self.batch, self.batch_samples, self.batch_bytes = [], 0, 0
+        return True
+
+    def _committed(self, video_id: str) -> bool:
+        """Whether ``video_id``'s clips are committed (its ``ok`` row came with them, all or nothing)."""
+        row = self.ledger.rows.get(video_id)
+        return row is not None and row.status == "ok"
+
+    def _delete_shards(self, shards: dict[str, list[str]]) -> None:
+        """Delete a refused batch's shards (never one a commit names)."""
+        for scale, stems in shards.items():
+            for stem in (s for s in stems if s not in self.committed[scale]):
+                for ext in ("parquet", "tar"):  # the index first: a tar without one is never read
+                    self.storage.delete(f"{SHARDS_DIR}/{scale}/{stem}.{ext}")
 
     def release(self) -> None:
         """Give the output's lease back (after :meth:`close`, or when a run stops early)."""
@@ -149,6 +178,7 @@ class DatasetWriter:
         """Commit the last batch; write ``videos.parquet``, ``clips.parquet``, ``stats.json``; release the lease."""
         try:
             self.commit()
+            self._remove_uncommitted()
             self.ledger.consolidate()
             write_clips_index(self.storage)
             stats = dataset_stats(self.ledger, self.config, self.tally, wall_s)
@@ -181,27 +211,20 @@ def _id_conflict(row: SourceRow, other: VideoStatus) -> VideoStatus:
     return VideoStatus(row.url, row.video_id, "failed", "permanent", ID_CONFLICT, message, input_row=row.row)
 
 
-def _without_secrets(status: VideoStatus) -> VideoStatus:
-    """The row as stored: no credentials or signatures in its URL or in the messages about it."""
-    status.url = redact_url(status.url)
-    status.error = status.error and redact_text(status.error)
-    status.subtitle_warning = status.subtitle_warning and redact_text(status.subtitle_warning)
-    return status
-
-
 def _unprocessable(row: SourceRow) -> VideoStatus:
     error_class = "permanent" if row.status == "failed" else None
     return VideoStatus(row.url, row.video_id, row.status, error_class, row.error_code, row.error, input_row=row.row)
 
 
 def write_clips_index(storage: Storage) -> None:
-    """``clips.parquet``: every committed shard index, with the shard's relative path."""
+    """``clips.parquet``: every committed shard index, in commit order, with the shard's relative path."""
+    manifests, _ = read_manifests(storage, SHARDS_DIR)
     tables = []
     for scale in SCALES:
         rel_dir = f"{SHARDS_DIR}/{scale}"
-        for number in committed_shards(storage, rel_dir):
-            table = storage.read_parquet(f"{rel_dir}/{shard_name(number, 'parquet')}")
-            rel = f"{rel_dir}/{shard_name(number, 'tar')}"
+        for stem in (stem for m in manifests for stem in m.shards.get(scale, [])):
+            table = storage.read_parquet(f"{rel_dir}/{stem}.parquet")
+            rel = f"{rel_dir}/{stem}.tar"
             tables.append(table.append_column("shard", pa.array([rel] * table.num_rows, pa.string())))
     schema = INDEX_SCHEMA.append(pa.field("shard", pa.string()))
     storage.write_parquet(CLIPS_FILE, pa.concat_tables(tables) if tables else schema.empty_table())

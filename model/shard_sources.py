@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curate.shards import committed_shards, shard_name
+from curate.shards import committed_shards
 from curate.storage import Storage, redacted
 from model.config import SCALES
 
@@ -31,7 +31,7 @@ def split_shards(storage: Storage, scale: str, split: str) -> list[str]:
     is read, concurrently, since on object storage each read is a few network round trips. A shard whose
     index cannot be read is treated as uncommitted (skipped with a warning), not fatal.
     """
-    tars = [f"{scale}/{shard_name(n, 'tar')}" for n in committed_shards(storage, scale)]
+    tars = [f"{scale}/{stem}.tar" for stem in committed_shards(storage, scale)]
 
     def has_split(tar: str) -> bool:
         try:
@@ -50,7 +50,7 @@ class ScaleSource:
 
     scale: str
     shards: tuple[str, ...]
-    """Tar paths in the root's filesystem: local paths, or ``bucket/prefix/short/shard-000000.tar``."""
+    """Tar paths in the root's filesystem: local paths, or ``bucket/prefix/short/shard-RUN-HASH.tar``."""
     weight: float
 
 

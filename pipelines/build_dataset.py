@@ -11,7 +11,8 @@ config declares (actor pools are never fused, so no stage runs inside another's 
       -> clip            the one decode pass, planning, stream-copy cutting: one CPU each
       -> vlm             short-clip captions (an actor pool, GPUs on a cluster), when text.vlm is configured
       -> llm             subtitle summaries and medium/long captions (its own pool), when text.llm is configured
-      -> sink (driver)   shards per scale, the ledger, clips.parquet, stats.json, report.html
+      -> write           shards per scale, written by the workers straight to the output; only their names go on
+      -> commit (driver) one manifest per written batch, the ledger, clips.parquet, stats.json, report.html
 
 The output is the format in docs/dataset-format.md. A rerun on the same output resumes:
 committed samples are never written twice and finished videos are skipped.
@@ -40,7 +41,7 @@ from curate.sink import DatasetWriter
 from curate.sources import source_list_exists
 from curate.storage import Storage, redacted
 from pipelines.config import PipelineConfig, load_pipeline_config
-from pipelines.stages import ClipStage, DownloadStage, TextStage, from_row
+from pipelines.stages import ClipStage, DownloadStage, TextStage, WriteStage, from_row
 
 EXIT_USAGE = 2
 
@@ -127,6 +128,27 @@ def add_text_stages(ds, config: PipelineConfig):
     return ds
 
 
+def add_write_stage(ds, config: PipelineConfig, sink: DatasetWriter):
+    """The shard writers: each call writes a batch of finished videos into shards on the output from the
+    worker that holds them and returns only their names, so no clip byte reaches the driver."""
+    import ray
+
+    from curate.shard_batch import storage_env
+
+    output = sink.storage.base if sink.storage.local else sink.storage.uri  # a local path, made absolute
+    if sink.storage.local and sum(n["Alive"] for n in ray.nodes()) > 1:
+        print(f"build_dataset.py: warning: {output} is a local path and the cluster has several nodes: every node "
+              "writes its shards there, so it must be a shared filesystem (else use object storage)", file=sys.stderr)
+    resources = config.ray.write
+    return ds.map_batches(
+        WriteStage,
+        fn_constructor_kwargs={"config": config, "output": output, "run_id": sink.run_id, "env": storage_env()},
+        batch_size=resources.batch_size,
+        batch_format="numpy",
+        **resources.ray_args(),
+    )
+
+
 def build(sources: str | Path, output: str, config: PipelineConfig, retry_failed: bool = False) -> RunSummary:
     """Run the pipeline to completion and return what it did."""
     import ray.data
@@ -139,10 +161,9 @@ def build(sources: str | Path, output: str, config: PipelineConfig, retry_failed
             init_ray(config)
             ray.data.DataContext.get_current().enable_progress_bars = config.ray.progress
             ds = ray.data.from_items([asdict(r) for r in todo], override_num_blocks=len(todo))
-            ds = add_text_stages(add_curation_stages(ds, config), config)
-            for row in ds.iter_rows():
-                clipped = from_row(row)
-                sink.write(clipped.status, clipped.samples)
+            ds = add_write_stage(add_text_stages(add_curation_stages(ds, config), config), config, sink)
+            for row in ds.iter_rows():  # one small row per written batch: shard names and ledger rows
+                sink.publish(from_row(row))
     except BaseException:
         sink.release()  # what was committed stays; the next run on this output resumes it
         raise

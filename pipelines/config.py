@@ -81,6 +81,12 @@ class RayConfig(_Section):
         StageResources(num_cpus=1.0, concurrency=1, batch_size=8),
         description="Summarisation actors (text.llm): subtitle summaries, medium/long captions.",
     )
+    write: StageResources = Field(
+        StageResources(num_cpus=0.0, concurrency=2, batch_size=8),
+        description="Shard writers: each call writes batch_size videos into shards on the output and hands the driver "
+        "only their names. ~2 ms CPU per sample, so they reserve none; one writer keeps up with ~60 samples/s "
+        "on a slow disk (docs/deploy.md sizes a cluster's).",
+    )
     progress: bool = Field(True, description="Ray Data progress bars.")
 
 

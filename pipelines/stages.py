@@ -166,3 +166,45 @@ def _charge(videos: list[ClippedVideo], wall_s: float, cpu_s: float) -> None:
         share = len(video.samples) / total
         video.status.text_s = round((video.status.text_s or 0.0) + wall_s * share, 3)
         video.status.text_cpu_s = round((video.status.text_cpu_s or 0.0) + cpu_s * share, 3)
+
+
+class WriteStage:
+    """Ray ``map_batches`` callable class: a batch of :class:`ClippedVideo` rows -> one row, the
+    :class:`curate.shard_batch.WrittenBatch` (shard names and ledger rows, no clip bytes).
+
+    The shards are written here, on the worker that holds the samples, straight to the output
+    storage; the driver then commits each batch with one manifest. Credentials travel as
+    constructor arguments (the driver's object-storage variables), not as a runtime env that
+    the dashboard would display. A failed write costs its batch: its videos come back as
+    transient failures (a rerun retries them) and whatever it wrote is never committed.
+    """
+
+    def __init__(self, config: CurateConfig, output: str, run_id: str, env: dict[str, str] | None = None):
+        import os
+
+        import ray
+
+        from curate.shard_batch import this_writer
+        from curate.storage import Storage
+
+        os.environ.update(env or {})
+        self.config, self.run_id = config, run_id
+        self.storage = Storage(output)
+        self.writer = this_writer(ray.get_runtime_context().get_node_id())
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        from curate.shard_batch import WrittenBatch, write_videos
+
+        videos: list[ClippedVideo] = [pickle.loads(p) for p in batch["payload"]]  # noqa: S301 (our own rows)
+        try:
+            written = write_videos(self.storage, self.config.shards, self.run_id,
+                                   [(v.status, v.samples) for v in videos], self.writer)
+        except Exception as exc:  # noqa: BLE001 (a storage error costs this batch only; nothing of it is committed)
+            written = WrittenBatch(unwritten=[_write_failed(v.status, exc) for v in videos], writer=self.writer)
+        return {"payload": [pickle.dumps(written, protocol=pickle.HIGHEST_PROTOCOL)]}
+
+
+def _write_failed(status: VideoStatus, exc: BaseException) -> VideoStatus:
+    """The video's row when its batch could not be written: a transient failure, retried by a rerun."""
+    return replace(status, status="failed", error_class="transient", error_code="write_failed",
+                   error=f"{type(exc).__name__}: {exc}"[:2000], clips_short=0, clips_medium=0, clips_long=0)

@@ -13,7 +13,7 @@ from typing import Any
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from curate.plan import SCALES
-from curate.shards import committed_shards, shard_name
+from curate.shards import SHARD_RE, committed_shards
 from curate.storage import Storage
 
 READ_AHEAD = 8 * 1024**2  # else each of tarfile's small reads is one GET on object storage
@@ -34,10 +34,10 @@ def shard_keys(storage: Storage) -> tuple[list[str], list[str]]:
     indexed, in_tars = [], []
     for scale in SCALES:
         rel_dir = f"shards/{scale}"
-        for number in committed_shards(storage, rel_dir):
-            indexed += storage.read_parquet(f"{rel_dir}/{shard_name(number, 'parquet')}", ["key"])["key"].to_pylist()
+        for stem in committed_shards(storage, rel_dir):
+            indexed += storage.read_parquet(f"{rel_dir}/{stem}.parquet", ["key"])["key"].to_pylist()
         for name in storage.list(rel_dir):
-            if name.startswith("shard-") and name.endswith(".tar"):
+            if (m := SHARD_RE.match(name)) and m.group(2) == "tar":
                 in_tars += [s["__key__"] for s in read_tar_samples(storage, f"{rel_dir}/{name}")]
     return sorted(indexed), sorted(in_tars)
 
@@ -47,7 +47,7 @@ def committed_clips(storage: Storage) -> dict[str, dict[str, list[dict]]]:
     held: dict[str, dict[str, list[dict]]] = {}
     for scale in SCALES:
         rel_dir = f"shards/{scale}"
-        for number in committed_shards(storage, rel_dir):
-            for row in storage.read_parquet(f"{rel_dir}/{shard_name(number, 'parquet')}").to_pylist():
+        for stem in committed_shards(storage, rel_dir):
+            for row in storage.read_parquet(f"{rel_dir}/{stem}.parquet").to_pylist():
                 held.setdefault(row["video_id"], {}).setdefault(scale, []).append(row)
     return held

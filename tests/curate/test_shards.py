@@ -12,7 +12,7 @@ from PIL import Image
 
 from curate.commits import Manifest, read_manifests, write_manifest
 from curate.records import Sample
-from curate.shards import ShardWriter, committed_shards, recover
+from curate.shards import ShardWriter, committed_shards, recover, shard_stem
 from curate.storage import Storage
 
 
@@ -30,6 +30,11 @@ def make_sample(tmp_path, bikes):
     return make
 
 
+def stem(i: int, video_id: str = "vid") -> str:
+    """The name of the shard whose first sample is ``make_sample(i)``."""
+    return shard_stem("run", f"{video_id}_short_{i:04d}")
+
+
 def publish(root: Storage, writer: ShardWriter, number: int = 0) -> list[str]:
     """Commit every shard ``writer`` closed, as the sink does: one manifest names them."""
     stems = writer.take_closed()
@@ -42,13 +47,13 @@ def test_samples_read_back_with_webdataset_and_tarfile(tmp_path, make_sample):
     writer = ShardWriter(Storage(tmp_path), "short", max_samples=3, max_bytes=10**9)
     for i in range(7):
         writer.write(make_sample(i))
-    assert publish(Storage(tmp_path), writer) == ["shard-000000", "shard-000001", "shard-000002"]
-    assert committed_shards(Storage(tmp_path), "short") == [0, 1, 2]
-    with tarfile.open(out / "shard-000000.tar") as tar:
+    assert publish(Storage(tmp_path), writer) == [stem(0), stem(3), stem(6)]
+    assert committed_shards(Storage(tmp_path), "short") == sorted([stem(0), stem(3), stem(6)])
+    with tarfile.open(out / f"{stem(0)}.tar") as tar:
         names = tar.getnames()
     assert names[:5] == ["vid_short_0000.json", "vid_short_0000.txt", "vid_short_0000.mp4",
                          "vid_short_0000.f00.jpg", "vid_short_0000.f01.jpg"]
-    urls = [str(out / f"shard-{i:06d}.tar") for i in range(3)]
+    urls = [str(out / f"{stem(i)}.tar") for i in (0, 3, 6)]
     samples = list(wds.WebDataset(urls, shardshuffle=False).decode("pil"))
     assert [s["__key__"] for s in samples] == [f"vid_short_{i:04d}" for i in range(7)]
     assert samples[0]["txt"] == "text 0" and samples[0]["json"]["index"] == 0
@@ -61,8 +66,8 @@ def test_index_offsets_point_at_each_sample(tmp_path, make_sample):
     for i in range(4):
         writer.write(make_sample(i))
     writer.close_shard()
-    index = pq.read_table(out / "shard-000000.parquet").to_pylist()
-    with open(out / "shard-000000.tar", "rb") as f:
+    index = pq.read_table(out / f"{stem(0)}.parquet").to_pylist()
+    with open(out / f"{stem(0)}.tar", "rb") as f:
         for row in index:
             f.seek(row["offset"])
             member = tarfile.TarInfo.frombuf(f.read(512), "utf-8", "surrogateescape")
@@ -74,7 +79,7 @@ def test_shards_are_bounded_by_bytes(tmp_path, make_sample):
     writer = ShardWriter(Storage(tmp_path), "short", max_samples=1000, max_bytes=1)
     for i in range(3):
         writer.write(make_sample(i))
-    assert writer.take_closed() == ["shard-000000", "shard-000001", "shard-000002"]
+    assert writer.take_closed() == [stem(0), stem(1), stem(2)]
 
 
 def test_a_closed_shard_is_invisible_until_a_manifest_names_it_and_removed_on_resume(tmp_path, make_sample):
@@ -85,11 +90,11 @@ def test_a_closed_shard_is_invisible_until_a_manifest_names_it_and_removed_on_re
     publish(root, writer)  # shard 0 committed
     for i in range(2, 5):  # shard 1 closed but never named, shard 2 open
         writer.write(make_sample(i))
-    assert (out / "shard-000001.parquet").exists() and committed_shards(root, "short") == [0]
-    assert not (out / "shard-000002.tar").exists(), "open shards live under a temporary name"
-    keys = recover(root, "short", {"shard-000000"})  # what a rerun sees after a crash
+    assert (out / f"{stem(2)}.parquet").exists() and committed_shards(root, "short") == [stem(0)]
+    assert not (out / f"{stem(4)}.tar").exists(), "open shards live under a temporary name"
+    keys = recover(root, "short", {stem(0)})  # what a rerun sees after a crash
     assert keys == {"vid_short_0000", "vid_short_0001"}
-    assert sorted(p.name for p in out.iterdir()) == ["shard-000000.parquet", "shard-000000.tar"]
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem(0)}.parquet", f"{stem(0)}.tar"]
 
 
 def test_an_unreadable_manifest_is_not_a_commit(tmp_path, make_sample):
@@ -100,8 +105,8 @@ def test_an_unreadable_manifest_is_not_a_commit(tmp_path, make_sample):
     publish(root, writer)
     (tmp_path / "commits" / "commit-000001-test.json").write_bytes(b"")  # emptied by a power loss
     manifests, bad = read_manifests(root, "")
-    assert [m.shards for m in manifests] == [{"short": ["shard-000000"]}] and bad == ["commit-000001-test.json"]
-    assert committed_shards(root, "short") == [0]
+    assert [m.shards for m in manifests] == [{"short": [stem(0)]}] and bad == ["commit-000001-test.json"]
+    assert committed_shards(root, "short") == [stem(0)]
 
 
 def test_a_rerun_never_writes_a_committed_sample_again(tmp_path, make_sample):
@@ -110,11 +115,11 @@ def test_a_rerun_never_writes_a_committed_sample_again(tmp_path, make_sample):
     for i in range(4):
         first.write(make_sample(i))
     publish(root, first)
-    keys = recover(root, "short", {"shard-000000", "shard-000001"})
-    second = ShardWriter(root, "short", max_samples=2, max_bytes=10**9, committed_keys=keys, first_number=2)
+    keys = recover(root, "short", {stem(0), stem(2)})
+    second = ShardWriter(root, "short", max_samples=2, max_bytes=10**9, committed_keys=keys, run_id="rerun")
     written = [second.write(make_sample(i)) for i in range(6)]
     publish(root, second, 1)
     assert written[:4] == [None] * 4
-    keys = [k for n in committed_shards(root, "short") for k in pq.read_table(tmp_path / "short" / f"shard-{n:06d}.parquet")["key"].to_pylist()]
+    keys = [k for n in committed_shards(root, "short") for k in pq.read_table(tmp_path / "short" / f"{n}.parquet")["key"].to_pylist()]
     assert sorted(keys) == [f"vid_short_{i:04d}" for i in range(6)]
-    assert committed_shards(root, "short") == [0, 1, 2], "numbering continues after the committed shards"
+    assert committed_shards(root, "short") == sorted([stem(0), stem(2), shard_stem("rerun", "vid_short_0004")])

@@ -69,9 +69,8 @@ def test_mkdir_creates_no_marker_objects_and_a_missing_bucket_is_an_error(s3, bu
 def read_back(storage: Storage, rel_dir: str) -> list[str]:
     """Keys of the committed shards, read with webdataset's tar expander from S3 input streams."""
     streams = (
-        {"url": name, "stream": storage.fs.open_input_stream(storage.path(f"{rel_dir}/shard-{n:06d}.tar"))}
-        for n in committed_shards(storage, rel_dir)
-        for name in [f"shard-{n:06d}.tar"]
+        {"url": f"{stem}.tar", "stream": storage.fs.open_input_stream(storage.path(f"{rel_dir}/{stem}.tar"))}
+        for stem in committed_shards(storage, rel_dir)
     )
     return [s["__key__"] for s in group_by_keys(tar_file_expander(streams))]
 
@@ -81,25 +80,27 @@ def test_shards_commit_on_their_manifest_and_a_rerun_after_a_crash_writes_each_s
     config = load_config(None, ["shards.max_samples=2"])
     first = DatasetWriter(storage, config)
     first.write(VideoStatus("http://v/0", "vid", clips_short=2), [sample(0), sample(1)])  # committed
-    for i in range(2, 5):  # shard 1 closed, shard 2 open: the run "crashes" before their commit
+    (committed,) = committed_shards(storage, "shards/short")
+    for i in range(2, 5):  # one shard closed, one open: the run "crashes" before their commit
         first.writers["short"].write(sample(i))
-    assert first.writers["short"].closed == ["shard-000001"]
+    (orphan,) = first.writers["short"].closed
     s3.client().delete_object(Bucket=bucket, Key="ds/.lock")  # the dead run's lease, deleted by hand
-    assert committed_shards(storage, "shards/short") == [0]
+    assert committed_shards(storage, "shards/short") == [committed]
 
     rerun = DatasetWriter(Storage(s3.uri(bucket, "ds")), config)
     assert rerun.todo([SourceRow("http://v/0", "vid", "pending", None, None, 0)]) == []
-    assert rerun.writers["short"].committed_keys == {"vid_short_0000", "vid_short_0001"}
     rerun.write(VideoStatus("http://v/1", "vid1", clips_short=3), [sample(i, video_id="vid1") for i in range(3)])
     rerun.close(1.0)
 
-    assert committed_shards(storage, "shards/short") == [0, 2, 3], "numbering skips the orphan, which is gone"
+    stems = committed_shards(storage, "shards/short")
+    assert committed in stems and orphan not in stems and len(stems) == 3
     files = [k for k in s3.keys(bucket) if k.startswith("ds/shards/short/") and not k.endswith("/")]
-    assert files == [f"ds/shards/short/shard-{n:06d}.{ext}" for n in (0, 2, 3) for ext in ("parquet", "tar")]
-    assert read_back(storage, "shards/short") == [f"vid_short_{i:04d}" for i in range(2)] + [
-        f"vid1_short_{i:04d}" for i in range(3)]
-    index = storage.read_parquet("shards/short/shard-000002.parquet").to_pylist()
-    with storage.fs.open_input_file(storage.path("shards/short/shard-000002.tar")) as f:
+    assert files == sorted(f"ds/shards/short/{stem}.{ext}" for stem in stems for ext in ("parquet", "tar")), "the orphan is gone"
+    assert sorted(read_back(storage, "shards/short")) == sorted(
+        [f"vid_short_{i:04d}" for i in range(2)] + [f"vid1_short_{i:04d}" for i in range(3)])
+    (second,) = [s for s in stems if s != committed and storage.read_parquet(f"shards/short/{s}.parquet").num_rows == 2]
+    index = storage.read_parquet(f"shards/short/{second}.parquet").to_pylist()
+    with storage.fs.open_input_file(storage.path(f"shards/short/{second}.tar")) as f:
         f.seek(index[1]["offset"])
         member = tarfile.TarInfo.frombuf(f.read(tarfile.BLOCKSIZE), "utf-8", "surrogateescape")
     assert member.name == f"{index[1]['key']}.json", "index offsets allow random access on S3"

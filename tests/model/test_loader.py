@@ -40,7 +40,7 @@ def take(ds: ClipDataset, batches: int) -> list[dict]:
 
 
 def test_only_committed_shards_with_samples_of_the_split_are_read(shards: Path) -> None:
-    assert committed_shards(Storage(shards), "short") == [0, 1, 2]  # not the index-less shard-000009
+    assert committed_shards(Storage(shards), "short") == ["shard-000000", "shard-000001", "shard-000002"]  # not shard-000009
     sources = {s.scale: [Path(u).name for u in s.shards] for s in dataset(shards).sources}
     assert sources == {
         "short": ["shard-000000.tar", "shard-000001.tar"],  # shard 2 holds only a val clip
