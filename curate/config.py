@@ -134,7 +134,11 @@ class AnalysisConfig(_Section):
     frame_rate: float = Field(2.0, gt=0, description="Frames kept per second of video (JPEG), the pool for caption, training and thumbnail frames.")
     frame_short_side: int = Field(256, ge=32)
     jpeg_quality: int = Field(3, ge=2, le=31, description="ffmpeg -q:v for kept frames (2 best, 31 worst).")
-    threads: int = Field(0, ge=0, description="ffmpeg decoder threads; 0 lets ffmpeg choose.")
+    threads: int = Field(
+        0, ge=0,
+        description="ffmpeg decoder threads; 0 lets the driver choose: one per CPU a clip worker reserves when "
+        "workers run in parallel (every core already decodes, and frame threads only add ~20% CPU), else ffmpeg's own.",
+    )  # fmt: skip
     time_limit_s: float = Field(3600, gt=0)
 
 

@@ -89,7 +89,10 @@ def init_ray(config: PipelineConfig) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=config.ray.num_cpus, object_store_memory=config.ray.object_store_memory_bytes, **kwargs)
+        # "local": a Ray of its own even when another one (e.g. from `ray start`) runs on this machine,
+        # which a bare ray.init() would join, ignoring num_cpus.
+        ray.init(address="local", num_cpus=config.ray.num_cpus, include_dashboard=config.ray.dashboard,
+                 object_store_memory=config.ray.object_store_memory_bytes, **kwargs)  # fmt: skip
 
 
 def cluster_cpus() -> float | None:
@@ -102,8 +105,11 @@ def cluster_cpus() -> float | None:
 def add_curation_stages(ds, config: PipelineConfig):
     """Download, then clip: each its own long-lived actor pool."""
     cpus = cluster_cpus()
-    kwargs = {"config": config, "work_root": config.ray.work_root}
-    for stage, resources in ((DownloadStage, config.ray.download), (ClipStage, config.ray.clip)):
+    for stage, stage_config, resources in (
+        (DownloadStage, config, config.ray.download),
+        (ClipStage, config.for_clip_actors(), config.ray.clip),
+    ):
+        kwargs = {"config": stage_config, "work_root": config.ray.work_root}
         ds = ds.map(stage, fn_constructor_kwargs=kwargs, **resources.ray_args(cpus))
     return ds
 
