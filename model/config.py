@@ -3,9 +3,10 @@
 One pydantic model per concern (model, data, optimiser, loss, run), gathered in
 :class:`TrainConfig`. A YAML file provides values and ``key.sub=value`` overrides patch
 it (``optim.lr=1e-4``, ``data.shards=/data/shards``); unknown keys are rejected, so a
-typo never silently falls back to a default. The paper's recipe lives in
-``configs/train/vidla-b32.yaml`` and ``vidla-b16.yaml``; ``demo.yaml`` trains a tiny
-random model on CPU.
+typo never silently falls back to a default. The model section names a preset
+(``model: vidla-b32``, files in ``model/presets/``) and a file may extend another
+(:mod:`model.config_files`). The paper's recipe lives in ``configs/train/vidla-b32.yaml``
+and ``vidla-b16.yaml``; ``demo.yaml`` trains a tiny random model on CPU.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from curate.config import config_data
+from model.config_files import train_config_data
 
 SCALES: tuple[str, ...] = ("short", "medium", "long")
 #: The retrieval benchmarks :mod:`model.benchmarks` reads (fine-tuning: ``data.benchmark``).
@@ -234,5 +235,9 @@ class TrainConfig(_Section):
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML config (or the defaults) and apply ``key.sub=value`` overrides (as the curation configs do)."""
-    return TrainConfig.model_validate(config_data(path, overrides))
+    """Read a YAML config (or the defaults), resolve ``extends`` and the model preset, apply overrides.
+
+    Overrides are ``key.sub=value`` as in the curation configs; see :mod:`model.config_files`
+    for the order in which files, overrides and presets combine.
+    """
+    return TrainConfig.model_validate(train_config_data(path, overrides, TrainConfig))
