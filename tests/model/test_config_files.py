@@ -35,6 +35,14 @@ def test_shipped_configs_name_a_preset_instead_of_copying_the_model() -> None:
         assert "mst_per_level" not in text and "random_clip" not in text, path.name
 
 
+def test_each_finetune_is_the_shared_base_plus_its_benchmark() -> None:
+    base = CONFIGS / "finetune-base-b32.yaml"
+    for name in ("msrvtt", "didemo", "activitynet", "msvd", "vatex"):
+        text = (CONFIGS / f"finetune-{name}-b32.yaml").read_text()
+        assert "extends: finetune-base-b32.yaml" in text and "model:" not in text
+    assert load_config(base).model.num_frames == 32
+
+
 def test_presets_are_buildable_by_name() -> None:
     assert {"vidla-b32", "vidla-b16", "vidla-tiny"} <= set(preset_names())
     b32 = load_config(None, ["model=vidla-b32"]).model
