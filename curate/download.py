@@ -36,13 +36,16 @@ from typing import Any
 from curate.config import DownloadConfig
 from curate.download_attempt import AttemptResult, attempt_request, attempt_result, ydl_params
 from curate.download_errors import classify_error
-from curate.download_limits import ChildLimits, run_limited
+from curate.download_limits import ChildLimits, prestart, run_limited
 from curate.egress import EgressPolicy
 from curate.errors import CurateError, permanent, transient
 from curate.local_source import fetch_local, is_file_url
 from curate.probe import MediaInfo, MediaLimits, probe
 from curate.redact import redact_text
 from curate.subtitle_tracks import SubtitleKind, choose_subtitle_track, subtitle_format
+
+ATTEMPT_MODULE = "curate.download_attempt"
+"""The module whose ``handle_request`` makes one attempt in a child forked from a warm zygote."""
 
 __all__ = ["Downloaded", "backoff_seconds", "choose_subtitle_track", "classify_error", "download", "media_limits",
            "subtitle_format", "ydl_params"]  # fmt: skip
@@ -98,6 +101,12 @@ def download(
     raise AssertionError("unreachable: the loop returns or raises")
 
 
+def warm_start() -> None:
+    """Start the download attempts' fork server now (a long-lived worker calls this when it starts),
+    so that its warm-up overlaps the worker's other start-up instead of delaying the first download."""
+    prestart(ATTEMPT_MODULE)
+
+
 def backoff_seconds(attempt: int, config: DownloadConfig, rng: random.Random | None = None) -> float:
     """Jittered exponential backoff after ``attempt`` (1-based): many workers that failed together
     (a rate limit, a flaky server) must not all come back at the same instant."""
@@ -119,7 +128,7 @@ def _attempt(url: str, workdir: Path, config: DownloadConfig, deadline: float) -
         memory_bytes=config.memory_limit_bytes,
         file_bytes=2 * config.max_filesize_bytes + config.max_page_bytes,  # a merge writes the parts' sum
     )
-    answer = run_limited("curate.download_attempt", attempt_request(url, workdir, config), limits)
+    answer = run_limited(ATTEMPT_MODULE, attempt_request(url, workdir, config), limits)
     return _finish(workdir, attempt_result(answer), config)
 
 

@@ -117,6 +117,14 @@ def attempts_cpu_seconds() -> float:
     return _ATTEMPTS_CPU_S
 
 
+def prestart(module: str) -> None:
+    """Start ``module``'s zygote now, without waiting for it: its warm-up (every yt-dlp extractor
+    imported, ~1.5 CPU-s) then overlaps whatever the caller does next instead of delaying the first attempt."""
+    zygote = _zygote(module)
+    with zygote.lock:
+        zygote._started()
+
+
 def _zygote(module: str) -> Zygote:
     return _ZYGOTES.setdefault(module, Zygote(module))
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.config import CurateConfig
-from curate.download import Downloaded
+from curate.download import Downloaded, warm_start
 from curate.ledger import VideoStatus
 from curate.records import Sample
 from curate.shards import data_of
@@ -83,6 +83,10 @@ class _Stage:
 
 class DownloadStage(_Stage):
     """Ray ``map`` callable: a source row -> a :class:`FetchedVideo` row (I/O bound; many actors at a fraction of a CPU)."""
+
+    def __init__(self, config: CurateConfig, work_root: str | None = None):
+        super().__init__(config, work_root)
+        warm_start()  # the fork server warms up while Ray starts the other actors
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         source = SourceRow(**row)
