@@ -15,10 +15,11 @@ Two stages, as in the paper (and CLIP4Clip), which start from a CLIP checkpoint:
 2. **Video stage**: both models are the real ones (``model.vidla.build_model`` with
    ``arch: vidla`` and ``arch: meanpool``), each built from its own copy of that CLIP (so
    the baseline's weights equal VidLA's CLIP weights; checked), and trained in lockstep on
-   identical batches of :mod:`model.temporal_events` clips with the real loss
-   (:class:`model.loss.VidLALoss`, caption term only: the clips have no subtitle), the
-   trainer's AdamW parameter groups and warm-up + cosine schedule, and the same steps,
-   batch, learning rate and clipping.
+   identical batches of :mod:`model.temporal_events` clips with the trainer's own step
+   (:func:`model.train_step.train_step`: the real loss, :class:`model.loss.VidLALoss`,
+   caption term only since the clips have no subtitle; AdamW parameter groups, warm-up +
+   cosine schedule, clipping, temperature clamp), and the same steps, batch, learning rate
+   and clipping.
 
 Batches are rendered in memory rather than read through the WebDataset loader: on this
 2-core machine the loader's decode workers would take a core from training, and rendering
@@ -48,7 +49,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.config import SCALES, ModelConfig  # noqa: E402
+from model.config import SCALES, ModelConfig, OptimConfig  # noqa: E402
 from model.data import Clip, collate_clips  # noqa: E402
 from model.loss import VidLALoss  # noqa: E402
 from model.metrics import retrieval_ranks  # noqa: E402
-from model.schedule import warmup_cosine  # noqa: E402
 from model.temporal_events import (  # noqa: E402
     Batch,
     eval_gallery,
@@ -74,7 +74,8 @@ from model.temporal_events import (  # noqa: E402
     train_batch,
 )
 from model.text_tower import Tokenizer  # noqa: E402
-from model.train import cpu_threads, param_groups  # noqa: E402
+from model.train import cpu_threads  # noqa: E402
+from model.train_step import Optimization, optimizer_step, train_step  # noqa: E402
 from model.vidla import VidLA, build_model, load_clip, model_tokenizer, normalize_video  # noqa: E402
 
 ARCHS = ("vidla", "meanpool")
@@ -123,19 +124,28 @@ def model_config(arch: str, budget: Budget) -> ModelConfig:
     )
 
 
+def optim_config(budget: Budget, total_steps: int) -> OptimConfig:
+    """The trainer's optimiser settings for ``total_steps`` steps of ``budget`` (AdamW's betas and eps: defaults)."""
+    return OptimConfig(
+        lr=budget.lr,
+        min_lr=budget.min_lr,
+        weight_decay=budget.weight_decay,
+        warmup_steps=min(budget.warmup, total_steps),
+        grad_clip=budget.grad_clip,
+    )
+
+
 def pretrain_clip(clip: nn.Module, budget: Budget, seed: int, tokenizer: Tokenizer) -> None:
     """Stage 1: image-text training of the ``transformers`` CLIP in place (the checkpoint stand-in)."""
     scale_max = model_config("vidla", budget).logit_scale_max
-    learner = Learner.create(
-        clip, lambda: clip.logit_scale.clamp_(0.0, scale_max), budget, budget.pretrain_steps
-    )
+    opt = Optimization.create(clip, optim_config(budget, budget.pretrain_steps), budget.pretrain_steps)
     clip.train()
     for step in range(budget.pretrain_steps):
         images, captions = image_batch(seed, step, budget.pretrain_batch, budget.size)
         ids, mask = tokenizer(captions)
         pixels = normalize_video(torch.from_numpy(images)[:, None])[:, 0]
         loss = clip(input_ids=ids, attention_mask=mask, pixel_values=pixels, return_loss=True).loss
-        learner.step(loss, budget.grad_clip)
+        optimizer_step(clip, loss, opt, lambda: clip.logit_scale.clamp_(0.0, scale_max))
 
 
 def build_pair(seed: int, budget: Budget) -> dict[str, VidLA]:
@@ -161,77 +171,44 @@ def check_same_clip(vidla: VidLA, meanpool: VidLA) -> None:
         raise AssertionError("logit_scale differs between the two models")
 
 
-@dataclass
-class Learner:
-    """A module with the trainer's AdamW groups and warm-up + cosine schedule, stepped as ``model.train`` steps."""
-
-    model: nn.Module
-    clamp: Callable[[], Any]  # keeps the temperature in range after each step
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    seconds: float = 0.0
-
-    @classmethod
-    def create(cls, model: nn.Module, clamp: Callable[[], Any], budget: Budget, total_steps: int) -> Learner:
-        optimizer = torch.optim.AdamW(param_groups(model, budget.weight_decay), lr=budget.lr)
-        scheduler = warmup_cosine(
-            optimizer,
-            lr=budget.lr,
-            min_lr=budget.min_lr,
-            warmup_steps=min(budget.warmup, total_steps),
-            total_steps=total_steps,
-        )
-        return cls(model, clamp, optimizer, scheduler)
-
-    def step(self, loss: torch.Tensor, clip_norm: float) -> float:
-        """One optimiser step on ``loss``; returns it."""
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        with torch.no_grad():
-            self.clamp()
-        return float(loss.detach())
-
-
-def model_inputs(batch: Batch, tokenizer: Tokenizer) -> dict[str, torch.Tensor]:
-    """A batch as ``VidLA.forward`` takes it from the loader (:func:`model.data.collate_clips`): captions
-    on the caption side, no subtitles."""
+def loader_batch(batch: Batch, tokenizer: Tokenizer) -> dict[str, torch.Tensor]:
+    """A batch as the trainer's loader delivers it (:func:`model.data.collate_clips`): uint8 frames,
+    captions on the caption side, no subtitles."""
     clips = [
         Clip(torch.from_numpy(video), None, caption, str(i), length)
         for i, (video, caption, length) in enumerate(
             zip(batch.video, batch.captions, batch.lengths, strict=True)
         )
     ]
-    collated = collate_clips(clips, tokenizer)
-    texts = {k: collated[k] for k in ("text_ids", "text_mask", "subtitle_valid", "caption_valid")}
-    return {"video": normalize_video(collated["video"]), **texts}
+    return collate_clips(clips, tokenizer)
 
 
 def train_pair(models: dict[str, VidLA], budget: Budget, seed: int, log_every: int = 100) -> dict[str, float]:
-    """Train both models in lockstep on the same batches; returns each one's training seconds."""
+    """Train both models in lockstep on the same batches with the trainer's step; returns each one's seconds."""
     tokenizer = model_tokenizer(model_config("vidla", budget))
-    learners = {
-        arch: Learner.create(m, m.clamp_logit_scale, budget, budget.steps) for arch, m in models.items()
+    opts = {
+        arch: Optimization.create(m, optim_config(budget, budget.steps), budget.steps)
+        for arch, m in models.items()
     }
+    seconds = dict.fromkeys(models, 0.0)
     loss_fn = VidLALoss()
 
-    def step(arch: str, inputs: dict[str, torch.Tensor]) -> float:
+    def step(arch: str, batch: dict[str, torch.Tensor]) -> float:
         start = time.perf_counter()
         models[arch].train()
-        loss = learners[arch].step(loss_fn(models[arch](**inputs)).loss, budget.grad_clip)
-        learners[arch].seconds += time.perf_counter() - start
+        loss = float(train_step(models[arch], batch, loss_fn, opts[arch]).losses.loss.detach())
+        seconds[arch] += time.perf_counter() - start
         return loss
 
     for step_index in range(budget.steps):
-        batch = train_batch(seed, step_index, budget.batch, budget.frames, budget.size)
-        inputs = model_inputs(batch, tokenizer)
-        losses = {arch: step(arch, inputs) for arch in models}
+        batch = loader_batch(
+            train_batch(seed, step_index, budget.batch, budget.frames, budget.size), tokenizer
+        )
+        losses = {arch: step(arch, batch) for arch in models}
         if (step_index + 1) % log_every == 0 or step_index + 1 == budget.steps:
             print(f"  seed {seed} step {step_index + 1}: " + " ".join(f"{a} {v:.3f}" for a, v in losses.items()),
                   flush=True)  # fmt: skip
-    return {arch: learner.seconds for arch, learner in learners.items()}
+    return seconds
 
 
 @torch.no_grad()

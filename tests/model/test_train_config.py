@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from model.checkpoint import rng_state, set_rng_state
 from model.config import load_config
 from model.schedule import lr_at, warmup_cosine
-from model.train import cpu_threads, param_groups
+from model.train import cpu_threads
+from model.train_step import param_groups
 from model.vidla import build_model
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
