@@ -45,7 +45,6 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from curate.storage import Storage
 from model.checkpoint import list_checkpoints, load_checkpoint
 from model.config import SCALES, DataConfig, MissingVideos, ModelConfig, load_config
 from model.data import build_loader
@@ -57,6 +56,8 @@ from model.metrics import (
     format_table,
     summarize_ranks,
 )
+from model.result_files import ResultDir
+from model.retrieval_plot import plot
 from model.text_tower import Tokenizer
 from model.vidla import VidLA, build_model, load_clip, model_tokenizer, normalize_video
 
@@ -65,7 +66,6 @@ log = logging.getLogger(__name__)
 #: Version of ``metrics.json``'s layout (bump on a breaking change; readers check it).
 EVAL_FORMAT = "vidla-eval/1"
 TEXT_FIELDS = ("caption", "subtitle")
-CURVE_MAX_K = 50
 
 
 # -- the model ------------------------------------------------------------------------------
@@ -279,12 +279,6 @@ def evaluate(sets: Iterable[EvalSet], dsl: bool, temperature: float) -> tuple[di
     return results, ranks
 
 
-def recall_curve(ranks: np.ndarray, max_k: int = CURVE_MAX_K) -> list[float]:
-    """Recall@K in percent for K = 1..max_k."""
-    ks = np.arange(1, max_k + 1)
-    return [float(100.0 * np.mean(ranks <= k)) for k in ks]
-
-
 # -- reporting ------------------------------------------------------------------------------
 
 
@@ -298,45 +292,6 @@ def format_results(results: dict[str, Any]) -> str:
         else:
             blocks.append(f"{title}\n{format_table(result)}")
     return "\n\n".join(blocks)
-
-
-def plot(results: dict[str, Any], ranks: dict[str, RetrievalRanks], path: Path, title: str) -> None:
-    """``retrieval.png``: text->video and video->text recall@K curves, and R@1 per scale and field."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    per_scale = [n for n in ranks if not n.startswith("all/")] if any("/" in n for n in ranks) else []
-    panels = 3 if per_scale else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2))
-    for ax, direction, label in ((axes[0], "t2v", "text → video"), (axes[1], "v2t", "video → text")):
-        for name, r in ranks.items():
-            values = getattr(r, direction)
-            k = min(CURVE_MAX_K, int(values.max()) if values.size else 1)
-            ax.plot(range(1, k + 1), recall_curve(values, k), label=name)
-        ax.set(xlabel="K", ylabel="recall@K (%)", title=label, ylim=(0, 101))
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    if per_scale:
-        _bar_r1(axes[2], results)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    with Storage(str(path.parent)).open_write(path.name) as out:
-        fig.savefig(out, dpi=110, format="png")
-    plt.close(fig)
-
-
-def _bar_r1(ax: Any, results: dict[str, Any]) -> None:
-    """Grouped bars: text->video R@1 per scale, one bar per text field."""
-    groups = [s for s in (*SCALES, "all") if any(f"{s}/{f}" in results for f in TEXT_FIELDS)]
-    width = 0.8 / len(TEXT_FIELDS)
-    for i, name in enumerate(TEXT_FIELDS):
-        values = [results.get(f"{g}/{name}", {}).get("plain", {}).get("t2v", {}).get("R@1", 0.0) for g in groups]
-        ax.bar(np.arange(len(groups)) + i * width, values, width, label=name)
-    ax.set_xticks(np.arange(len(groups)) + width * (len(TEXT_FIELDS) - 1) / 2, groups)
-    ax.set(ylabel="text → video R@1 (%)", title="R@1 per scale", ylim=(0, 101))
-    ax.legend(fontsize=7)
 
 
 # -- command line ---------------------------------------------------------------------------
@@ -367,7 +322,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu or cuda")
     p.add_argument("--no-dsl", action="store_true", help="skip the dual-softmax rows")
     p.add_argument("--dsl-temperature", type=float, default=DEFAULT_DSL_TEMPERATURE)
-    p.add_argument("--output", type=Path, default=Path("out/eval"), help="where metrics.json and retrieval.png go")
+    p.add_argument(
+        "--output",
+        default="out/eval",
+        help="where metrics.json and retrieval.png go: a directory or a URI (s3://bucket/eval)",
+    )
     p.add_argument("overrides", nargs="*", help="key.sub=value for --config")
     args = p.parse_args(argv)
     if args.benchmark and args.benchmark_root is None:
@@ -418,12 +377,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "encode_seconds": round(encode_s, 2),
         "results": results,
     }
-    Storage(str(args.output)).write_bytes("metrics.json", (json.dumps(payload, indent=2) + "\n").encode())
+    output = ResultDir(args.output)
+    output.write_bytes("metrics.json", (json.dumps(payload, indent=2) + "\n").encode())
     title = f"{loaded.source} · {dataset.get('name', dataset['root'])} {args.split} · {frames} frames"
     if ranks:
-        plot(results, ranks, args.output / "retrieval.png", title)
+        output.write_bytes("retrieval.png", plot(results, ranks, title, TEXT_FIELDS))
     print(format_results(results))
-    print(f"\nwrote {args.output / 'metrics.json'}" + (f" and {args.output / 'retrieval.png'}" if ranks else ""))
+    written = [output.show("metrics.json"), *([output.show("retrieval.png")] if ranks else [])]
+    print("\nwrote " + " and ".join(written))
     return payload
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from s3_server import moto_s3
 
 from model.checkpoint import save_checkpoint
 from model.config import load_config
@@ -19,11 +21,11 @@ from model.eval_retrieval import (
     evaluate,
     load_model,
     main,
-    recall_curve,
     resolve_checkpoint,
     shard_sets,
 )
 from model.metrics import retrieval_metrics
+from model.retrieval_plot import recall_curve
 from model.synthetic import SyntheticClip, write_shards
 from model.vidla import build_model
 
@@ -118,6 +120,23 @@ def test_frames_override_and_zero_shot_initialisation(shards: Path, tmp_path: Pa
     assert result["model"]["step"] is None and "initialisation" in result["model"]["source"]
     assert result["model"]["num_frames"] == 4
     assert "dsl" not in result["results"]["short/caption"]
+
+
+def test_results_go_to_an_s3_uri_as_objects(
+    shards: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with moto_s3() as s3:
+        s3.make_bucket("results")
+        main(["--checkpoint", str(checkpoint), "--shards", str(shards), "--output", s3.uri("results", "eval/run"),
+              "--device", "cpu", "--workers", "0"])  # fmt: skip
+        assert s3.keys("results") == ["eval/run/metrics.json", "eval/run/retrieval.png"]
+        client = s3.client()
+        metrics = json.loads(client.get_object(Bucket="results", Key="eval/run/metrics.json")["Body"].read())
+        png = client.get_object(Bucket="results", Key="eval/run/retrieval.png")["Body"].read()
+    assert metrics["format"] == EVAL_FORMAT and metrics["results"]["short/caption"]["plain"]["t2v"]["queries"] == 5
+    assert Image.open(io.BytesIO(png)).format == "PNG"
+    assert list(tmp_path.iterdir()) == []  # nothing written to a local ./s3:/... path
 
 
 def test_unusable_input_exits_2_with_one_line(shards: Path, checkpoint: Path, tmp_path: Path, capsys) -> None:
