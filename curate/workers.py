@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from curate.config import CurateConfig
+from curate.download import warm_start
 from curate.ledger import VideoStatus
 from curate.sources import SourceRow
 from curate.video import VideoResult, curate_video
@@ -32,6 +33,7 @@ class _Worker:
 
 def _serve(conn: Connection, config: CurateConfig, work_root: Path) -> None:
     """A worker's loop: curate each row it is sent, reply with the result; None (or a parent gone) ends it."""
+    warm_start()  # the download fork server warms up while the parent starts the other workers
     try:
         while (row := conn.recv()) is not None:
             conn.send(curate_video(row, config, work_root))
