@@ -1,16 +1,19 @@
-"""Shard-writing throughput: the single-driver sink against 1, 2, 4 … writer processes, in one run.
+"""Shard-writing throughput: the old single-driver sink against 1, 2, 4 … writer tasks of the write stage, in one run.
 
-    python bench/sink_throughput.py [--samples 240] [--writers 1,2,4] [--out DIR]
+    python bench/sink_throughput.py [--samples 480] [--writers 1,2,4] [--out DIR]
 
-Samples are synthetic, the size the issue measured with: a 1 MB clip and 16 frames of 16 KB.
-*driver* is today's path: one process (the Ray driver) writes every sample through
-:class:`curate.sink.DatasetWriter` (shards, commit manifests, ledger). *N writers* is the
-worker-side sink's shape: N processes each write their share with a
-:class:`curate.shards.ShardWriter` into a directory of their own, and the parent only collects
-the names of the closed shards (what a commit manifest needs), never the bytes. Figures are
-wall-clock samples/s and MB/s, plus CPU seconds per sample of the writing processes, which stay
-meaningful on a shared machine. The bytes moved from workers to the driver by the old path
-(Ray's object transfer) are not counted, so the driver's figure is an upper bound for it.
+Samples are synthetic, the size issue 12 measured with: a 1 MB clip and 16 frames of 16 KB.
+*driver* is the old path (before the write stage): one process writes every sample through
+:meth:`curate.sink.DatasetWriter.write` (shards, commit manifests, ledger), as the Ray driver
+did after pulling every clip to itself with ``iter_rows()``. *N writer tasks* is the write
+stage's code path without Ray: N processes each run :func:`curate.shard_batch.write_videos` on
+batches of videos (one call per batch, as ``pipelines.stages.WriteStage`` does) into the one
+output, and the parent commits each returned :class:`~curate.shard_batch.WrittenBatch` with
+:meth:`DatasetWriter.publish` as it arrives, so the manifests and the ledger are in the figure.
+Figures are wall-clock samples/s and MB/s, the speed-up over the driver in the same run, and
+CPU ms per sample of the writing processes, which stays meaningful on a shared machine. The
+bytes the old path moved from workers to the driver (Ray's object transfer) are not counted,
+so its figure is an upper bound for it.
 
 For a cluster: shard-writing capacity is ``writers × per-writer rate`` until the storage's
 bandwidth binds, against the driver path's fixed single-process rate.
@@ -25,7 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -34,7 +37,7 @@ if __package__ in (None, ""):
 from curate.config import load_config
 from curate.ledger import VideoStatus
 from curate.records import Sample
-from curate.shards import ShardWriter
+from curate.shard_batch import WrittenBatch, write_videos
 from curate.sink import DatasetWriter
 from curate.storage import Storage
 
@@ -42,6 +45,8 @@ CLIP_BYTES = 1024**2
 FRAMES, FRAME_BYTES = 16, 16 * 1024
 CLIPS_PER_VIDEO = 8
 MAX_SAMPLES = 64
+BATCH_VIDEOS = MAX_SAMPLES // CLIPS_PER_VIDEO
+"""Videos per write call (``ray.write.batch_size``): one shard's worth, as the driver path commits."""
 
 
 def samples(first: int, count: int) -> list[Sample]:
@@ -65,60 +70,80 @@ def cpu_s(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def config():
+    return load_config(None, [f"shards.max_samples={MAX_SAMPLES}"])
+
+
+def videos(first: int, count: int) -> list[tuple[VideoStatus, list[Sample]]]:
+    """The samples ``first`` .. ``first + count`` grouped into finished videos (status, samples)."""
+    data = samples(first, count)
+    out = []
+    for start in range(0, count, CLIPS_PER_VIDEO):
+        group = data[start : start + CLIPS_PER_VIDEO]
+        vid = group[0].record["video_id"]
+        out.append((VideoStatus(f"http://x/{vid}", vid, clips_short=len(group)), group))
+    return out
+
+
 def driver_path(out: Path, count: int) -> tuple[float, float]:
     """(wall s, CPU s) of one process writing ``count`` samples through the sink, videos at a time."""
-    data = samples(0, count)
-    config = load_config(None, [f"shards.max_samples={MAX_SAMPLES}"])
+    data = videos(0, count)
     started, cpu0 = time.perf_counter(), cpu_s(resource.RUSAGE_SELF)
-    sink = DatasetWriter(str(out), config)
-    for first in range(0, count, CLIPS_PER_VIDEO):
-        batch = data[first : first + CLIPS_PER_VIDEO]
-        sink.write(VideoStatus(f"http://x/{batch[0].record['video_id']}", batch[0].record["video_id"],
-                               clips_short=len(batch)), batch)
+    sink = DatasetWriter(str(out), config())
+    for status, group in data:
+        sink.write(status, group)
     sink.commit()
     sink.release()
     return time.perf_counter() - started, cpu_s(resource.RUSAGE_SELF) - cpu0
 
 
-def write_share(out: str, first: int, count: int) -> tuple[list[str], float]:
-    """In a writer process: write its share into its own directory; return (closed shard stems, CPU s)."""
-    data = samples(first, count)
+def write_task(out: str, run_id: str, first: int, count: int) -> tuple[WrittenBatch, float]:
+    """In a writer process, one write-stage call: one batch of videos into shards; (the batch, CPU s)."""
+    data = videos(first, count)  # the samples are where they were made: nothing crosses to the parent
     cpu0 = cpu_s(resource.RUSAGE_SELF)
-    writer = ShardWriter(Storage(out), "short", MAX_SAMPLES, 10**12)
-    for sample in data:
-        writer.write(sample)
-    return writer.take_closed(), cpu_s(resource.RUSAGE_SELF) - cpu0
+    batch = write_videos(Storage(out), config().shards, run_id, data)
+    return batch, cpu_s(resource.RUSAGE_SELF) - cpu0
 
 
 def writers_path(out: Path, count: int, writers: int) -> tuple[float, float]:
-    """(wall s, CPU s of the writers) of ``writers`` processes writing ``count`` samples between them."""
-    share = -(-count // writers)
+    """(wall s, CPU s of the writers) of ``writers`` processes running the write stage's calls on batches of
+    ``count`` samples, the parent committing each batch as it returns."""
+    per_batch = BATCH_VIDEOS * CLIPS_PER_VIDEO
     with ProcessPoolExecutor(writers) as pool:
-        pool.submit(time.sleep, 0).result()  # the pool is up before the clock starts
+        list(pool.map(time.sleep, [0] * writers))  # the pool is up before the clock starts
         started = time.perf_counter()
-        futures = [pool.submit(write_share, str(out / f"w{w}"), w * share, min(share, count - w * share))
-                   for w in range(writers)]
-        results = [f.result() for f in futures]
-    return time.perf_counter() - started, sum(c for _, c in results)
+        sink = DatasetWriter(str(out), config())
+        futures = [pool.submit(write_task, str(out), sink.run_id, first, min(per_batch, count - first))
+                   for first in range(0, count, per_batch)]
+        cpu = 0.0
+        for future in as_completed(futures):
+            batch, used = future.result()
+            cpu += used
+            assert sink.publish(batch)
+        sink.release()
+    return time.perf_counter() - started, cpu
 
 
-def row(name: str, count: int, wall: float, cpu: float) -> dict:
+def row(name: str, count: int, wall: float, cpu: float, baseline_wall: float | None = None) -> dict:
     mb = count * sample_bytes() / 1e6
     return {"path": name, "samples": count, "wall_s": round(wall, 3), "samples_per_s": round(count / wall, 1),
-            "mb_per_s": round(mb / wall, 1), "cpu_ms_per_sample": round(1000 * cpu / count, 2)}
+            "mb_per_s": round(mb / wall, 1), "vs_driver": round((baseline_wall or wall) / wall, 2),
+            "cpu_ms_per_sample": round(1000 * cpu / count, 2)}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=240)
+    parser.add_argument("--samples", type=int, default=480)
     parser.add_argument("--writers", default="1,2,4")
     parser.add_argument("--out", type=Path, help="where to write (default: a temporary directory, removed)")
     args = parser.parse_args(argv)
     root = args.out or Path(tempfile.mkdtemp(prefix="sink-bench-"))
     try:
-        results = [row("driver (DatasetWriter)", args.samples, *driver_path(root / "driver", args.samples))]
+        driver_wall, driver_cpu = driver_path(root / "driver", args.samples)
+        results = [row("driver (old path: DatasetWriter.write)", args.samples, driver_wall, driver_cpu)]
         for n in (int(w) for w in args.writers.split(",")):
-            results.append(row(f"{n} writer process(es)", args.samples, *writers_path(root / f"writers{n}", args.samples, n)))
+            wall, cpu = writers_path(root / f"writers{n}", args.samples, n)
+            results.append(row(f"{n} writer task(s) (write_videos + publish)", args.samples, wall, cpu, driver_wall))
     finally:
         if args.out is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -1,6 +1,6 @@
 """The WebDataset loader over the multi-scale shards (``docs/dataset-format.md``).
 
-Training reads ``shards/{short,medium,long}/shard-NNNNNN.tar`` as an endless stream:
+Training reads ``shards/{short,medium,long}/shard-*.tar`` (the tars commit manifests name) as an endless stream:
 
 * **Committed shards of the split only.** A ``.tar`` counts once a commit manifest in
   ``commits/`` names it (the contract's commit rule), and only if its index lists a sample of the
