@@ -8,13 +8,16 @@ Library (importable without the trainer):
 * :mod:`model.vidla`: :class:`VidLA` and :func:`build_model` from a CLIP checkpoint.
 * :mod:`model.loss`: the two-term masked InfoNCE with gather-with-grad.
 * :mod:`model.data`, :mod:`model.frames`: the WebDataset loader and frame decoding.
-* :mod:`model.config`: the typed YAML configuration.
+* :mod:`model.config`: the typed YAML configuration; :mod:`model.config_files`: models by preset name
+  (``model/presets/``, e.g. ``vidla-b32``) and configs that ``extends:`` another.
 * :mod:`model.metrics`: exact retrieval metrics (ties against the query, multi-caption, DSL beside plain).
-* :mod:`model.benchmarks`: MSR-VTT, DiDeMo, ActivityNet Captions, MSVD and VATEX loaders.
+* :mod:`model.benchmarks`: MSR-VTT, DiDeMo, ActivityNet Captions, MSVD and VATEX (one reader each, a registry).
 
-Evaluation: :mod:`model.eval_retrieval` (``python -m model.eval_retrieval``, ``make eval-retrieval``).
+Evaluation: :mod:`model.eval_retrieval` (``python -m model.eval_retrieval``, ``make eval-retrieval``),
+with :mod:`model.retrieval_plot` and :mod:`model.result_files` (``--output`` as a directory or URI).
 
-Trainer: :mod:`model.train` (``python -m model.train``), with :mod:`model.schedule`,
+Trainer: :mod:`model.train` (``python -m model.train``), with :mod:`model.train_step` (the one
+training step, shared with the benchmarks), :mod:`model.train_metrics`, :mod:`model.schedule`,
 :mod:`model.checkpoint` and :mod:`model.distributed`. :mod:`model.synthetic` writes small
 shards in the dataset format for tests and benchmarks.
 """
