@@ -3,9 +3,12 @@
 Two raylets on loopback (a head and a second node, one CPU each, the second with its own
 ``node2`` resource) and moto's S3 server; ``pipelines/build_dataset.py`` runs as a user
 runs it against a cluster (``RAY_ADDRESS``) with ``--output s3://bucket/prefix`` and the
-credentials and endpoint in the standard ``AWS_*`` variables. Checked: tasks ran on both
-nodes (Ray's state API), the dataset in the bucket is complete and readable, a rerun adds
-and redoes nothing, and a driver killed mid-run then rerun gives every clip exactly once.
+credentials and endpoint in the standard ``AWS_*`` variables (the driver's only: the nodes have
+none, so the shard writers work with what the driver hands them). Checked: tasks ran on both
+nodes (Ray's state API), shards were written by write tasks on both nodes (the commit manifests
+in the bucket say which node wrote each batch), the dataset in the bucket is complete and
+readable, a rerun adds and redoes nothing, and a driver killed mid-run then rerun gives every
+clip exactly once.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pytest
 from dataset_checks import read_tar_samples, shard_keys
 from s3_server import S3Server, moto_s3
 
+from curate.commits import read_manifests
 from curate.demo.server import write_source_list
 from curate.plan import SCALES
 from curate.sources import read_sources
@@ -37,8 +41,9 @@ DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
 BUCKET = "vidla"
 # The corpus's text stages are exercised in test_build_dataset.py; here they would only add minutes.
 NO_TEXT = ("text.llm.backend=none", "text.vlm.backend=none")
+WRITE = ("ray.write.batch_size=1", "ray.write.concurrency=2")  # a batch per video, two writers: both nodes write
 DATASET_FILE = re.compile(
-    r"^(shards/(short|medium|long)/shard-\d{6}\.(tar|parquet)|shards/commits/commit-\d{6}-[A-Za-z0-9_-]+\.json"
+    r"^(shards/(short|medium|long)/shard-[A-Za-z0-9_-]+\.(tar|parquet)|shards/commits/commit-\d{6}-[A-Za-z0-9_-]+\.json"
     r"|videos\.parquet|clips\.parquet|stats\.json"
     r"|report\.html|report/[A-Za-z0-9_-]+\.(jpg|png))$"
 )
@@ -103,7 +108,7 @@ def driver_env(cluster: dict[str, str], s3: S3Server, tmp: Path) -> dict[str, st
 
 def command(sources: str | Path, prefix: str, *extra: str) -> list[str]:
     return [sys.executable, str(SCRIPT), "--sources", str(sources), "--output", f"s3://{BUCKET}/{prefix}",
-            "--config", str(DEMO_CONFIG), "--quiet", *NO_TEXT, *extra]
+            "--config", str(DEMO_CONFIG), "--quiet", *NO_TEXT, *WRITE, *extra]
 
 
 def run(cmd: list[str], env: dict[str, str]) -> str:
@@ -147,6 +152,16 @@ def test_stage_tasks_ran_on_both_nodes(built, cluster):
     nodes, used = task_nodes(cluster["dashboard"])
     assert len(nodes) == 2
     assert used == nodes, f"stage tasks ran on {len(used)} of the {len(nodes)} nodes"
+
+
+def test_shards_were_written_by_write_tasks_on_both_nodes(built, cluster, s3):
+    from ray.util.state import list_nodes
+
+    nodes = {n.node_id for n in list_nodes(address=cluster["dashboard"])}
+    manifests, bad = read_manifests(Storage(s3.uri(BUCKET, built["prefix"])), "shards")
+    assert manifests and not bad
+    writers = {m.writer.get("node") for m in manifests if m.shards}
+    assert writers == nodes, f"the committed shards were written on {len(writers & nodes)} of the {len(nodes)} nodes"
 
 
 def test_the_dataset_is_complete_and_readable_in_the_bucket(built, s3, sources):
