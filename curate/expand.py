@@ -74,9 +74,16 @@ class Expansion:
         return text
 
 
+_MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".flv", ".ts", ".avi", ".m3u8", ".mpd")
+
+
 def is_single_video_url(url: str) -> bool:
-    """URLs known to hold one video without asking the server: a YouTube video, a local file."""
-    return youtube_id(url) is not None or urlsplit(url).scheme.lower() == "file"
+    """URLs known to hold one video without asking the server: a YouTube video, a local file, a link to
+    a media file (listing them would cost every such row a second request, on every rerun)."""
+    parts = urlsplit(url)
+    if youtube_id(url) is not None or parts.scheme.lower() == "file":
+        return True
+    return parts.path.lower().endswith(_MEDIA_SUFFIXES)
 
 
 def expand_source(
@@ -109,8 +116,11 @@ def list_entries(url: str, config: DownloadConfig, cap: int) -> dict[str, Any] |
     limits = ChildLimits(
         wall_s=config.time_limit_s, memory_bytes=config.memory_limit_bytes, file_bytes=config.max_page_bytes
     )
-    request = {"url": url, "config": config.model_dump(mode="json"), "cap": cap}
-    return run_limited("curate.expand", request, limits)
+    # The scratch directory is made and removed here: a child killed at its limits (or ending with
+    # os._exit, as forked children do) never runs its own clean-up.
+    with tempfile.TemporaryDirectory(prefix="expand-") as scratch:
+        request = {"url": url, "config": config.model_dump(mode="json"), "cap": cap, "scratch": scratch}
+        return run_limited("curate.expand", request, limits)
 
 
 def entry_index(url: str) -> int | None:
@@ -188,8 +198,9 @@ def _dedupe(rows: Iterable[SourceRow]) -> list[SourceRow]:
 # --------------------------------------------------------------------------- in the child
 
 
-def run_listing(url: str, config: DownloadConfig, cap: int) -> dict[str, Any] | None:
-    """The flat listing of ``url`` under the egress policy (this process's connections included)."""
+def run_listing(url: str, config: DownloadConfig, cap: int, scratch: Path) -> dict[str, Any] | None:
+    """The flat listing of ``url`` under the egress policy (this process's connections included);
+    yt-dlp's files go under ``scratch``, which the caller removes."""
     from curate.download_attempt import _proxy_host, ydl_params
     from curate.download_errors import classify_error
     from curate.egress import EgressPolicy, install_connect_guard
@@ -198,15 +209,14 @@ def run_listing(url: str, config: DownloadConfig, cap: int) -> dict[str, Any] | 
     policy = EgressPolicy.from_entries(config.allow_hosts)
     install_connect_guard(policy, [h for h in [_proxy_host(config.proxy)] if h])
     caps = BodyCaps(page=config.max_page_bytes, stream=config.max_page_bytes)
-    with tempfile.TemporaryDirectory(prefix="expand-") as scratch:
-        params = ydl_params(config, Path(scratch)) | {"noplaylist": False, "extract_flat": "in_playlist"}
-        try:
-            with GuardedYoutubeDL(params, policy=policy, caps=caps, subtitle_bytes=config.max_subtitle_bytes) as ydl:
-                return _listing(ydl, url, cap)
-        except CurateError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - yt-dlp raises anything; classified like a download's failure
-            raise classify_error(exc) from exc
+    params = ydl_params(config, Path(scratch)) | {"noplaylist": False, "extract_flat": "in_playlist"}
+    try:
+        with GuardedYoutubeDL(params, policy=policy, caps=caps, subtitle_bytes=config.max_subtitle_bytes) as ydl:
+            return _listing(ydl, url, cap)
+    except CurateError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - yt-dlp raises anything; classified like a download's failure
+        raise classify_error(exc) from exc
 
 
 def _listing(ydl: Any, url: str, cap: int) -> dict[str, Any] | None:
@@ -239,4 +249,4 @@ def _text(value: Any) -> str | None:
 def handle_request(request: dict[str, Any]) -> dict[str, Any] | None:
     """The forked child's entry (:func:`curate.download_limits.run_limited`): one listing, as JSON-ready data."""
     config = DownloadConfig.model_validate(request["config"])
-    return run_listing(request["url"], config, int(request["cap"]))
+    return run_listing(request["url"], config, int(request["cap"]), Path(request["scratch"]))

@@ -59,7 +59,11 @@ class VideoStatus:
     preroll_s: float = 0.0
     """Seconds stored before clip starts (from the previous keyframe) and hidden by edit lists, over all clips."""
     input_row: int | None = None
-    """0-based position in the source list of the run that recorded the row."""
+    """0-based position in the source list of the run that recorded the row (an entry: its playlist's)."""
+    entries: int | None = None
+    """``expanded`` rows: how many videos the playlist, channel or page listed (each has a row of its own)."""
+    expanded_from: str | None = None
+    """Rows of a playlist's entries: the ``video_id`` of the source row that listed them."""
     finished_at: str = ""
 
     @property
@@ -74,7 +78,8 @@ class VideoStatus:
 
     @property
     def done(self) -> bool:
-        """Rows a rerun skips: ok, skipped, or failed for good."""
+        """Rows a rerun skips: ok, skipped, or failed for good. An ``expanded`` row is not done: a rerun
+        lists the playlist again and picks up its new entries (the old ones are done by their own rows)."""
         return self.status in ("ok", "skipped") or self.error_class == "permanent"
 
 

@@ -17,13 +17,17 @@ from typing import Any
 from tqdm import tqdm
 
 from curate.config import CurateConfig
+from curate.dedupe import dedupe
 from curate.sink import CLIPS_FILE, STATS_FILE, DatasetWriter
-from curate.sources import SourceRow, load_opt_out, read_sources
+from curate.source_plan import LedgerFilter, expand_batch
+from curate.sources import Rules, SourceRow, load_opt_out, read_classified
 from curate.video import VideoResult, curate_video
 from curate.workdir import private_workdir, remove_workdir
 from curate.workers import WorkerPool
 
 __all__ = ["CLIPS_FILE", "STATS_FILE", "RunSummary", "run"]
+LISTING_THREADS = 4
+"""Playlist listings at once (each a limited child process, so the threads only wait)."""
 
 
 @dataclass
@@ -56,9 +60,24 @@ def _text_enricher(config: CurateConfig):
     return TextEnricher(config.text)
 
 
-def load_sources(sources: str | Path, config: CurateConfig) -> list[SourceRow]:
+def source_rules(config: CurateConfig) -> Rules:
+    """Classification rules from the config (reads the opt-out list; an unreadable one raises OSError)."""
     opt_out = load_opt_out(config.sources.opt_out) if config.sources.opt_out else None
-    return read_sources(sources, allow_file_urls=config.sources.allow_file_urls, opt_out=opt_out)
+    return Rules.of(config.sources.allow_file_urls, opt_out)
+
+
+def load_sources(sources: str | Path, config: CurateConfig) -> list[SourceRow]:
+    """Every row of the list, classified and de-duplicated, read in this process (no playlist listed)."""
+    return dedupe(read_classified(sources, source_rules(config)))
+
+
+def plan_sources(sources: str | Path, config: CurateConfig, sink: DatasetWriter, retry_failed: bool) -> list[SourceRow]:
+    """What this run downloads, in the order :mod:`curate.source_plan` gives both drivers: classify,
+    expand playlists the ledger has not finished, de-duplicate sources and entries together, then the
+    ledger's verdict (which records every row that is not downloaded)."""
+    rows = read_classified(sources, source_rules(config))
+    rows = expand_batch(rows, config, LedgerFilter.of(sink.ledger, retry_failed), threads=LISTING_THREADS)
+    return sink.todo(dedupe(rows), retry_failed)
 
 
 def run(
@@ -78,7 +97,7 @@ def run(
     work_root = work_root or private_workdir()
     enricher = None
     try:
-        todo = sink.todo(load_sources(sources, config), retry_failed)
+        todo = plan_sources(sources, config, sink, retry_failed)
         enricher = _text_enricher(config) if todo else None
         bar = tqdm(_results(todo, config, work_root, workers), total=len(todo), unit="video", disable=not progress)
         for result in bar:

@@ -25,10 +25,9 @@ import pyarrow as pa
 from curate.commits import Manifest, commits_dir, next_commit_number, read_manifests, write_manifest
 from curate.config import CurateConfig
 from curate.lease import Lease, new_run_id
-from curate.ledger import ID_CONFLICT, Ledger, VideoStatus
+from curate.ledger import Ledger, VideoStatus
 from curate.plan import SCALES
 from curate.records import FORMAT_VERSION, Sample
-from curate.redact import redact_url
 from curate.shard_batch import SHARDS_DIR, BatchWriter, WrittenBatch, this_writer
 from curate.shard_batch import without_secrets as _without_secrets
 from curate.shards import INDEX_SCHEMA, ShardWriter, remove_uncommitted
@@ -98,17 +97,13 @@ class DatasetWriter:
             remove_uncommitted(self.storage, f"{SHARDS_DIR}/{scale}", self.committed[scale])
 
     def todo(self, rows: list[SourceRow], retry_failed: bool = False) -> list[SourceRow]:
-        """Record rows that cannot be processed (invalid, duplicate, opted out, an id already committed
-        for another URL); return the rest not yet done."""
-        refused = [_without_secrets(_unprocessable(r)) for r in rows if r.status != "pending"]
-        pending = []
-        for row in (r for r in rows if r.status == "pending"):
-            other = self.ledger.conflict(row.video_id, redact_url(row.url))
-            if other is not None:
-                refused.append(_without_secrets(_id_conflict(row, other)))
-            elif not self.ledger.done(row.video_id, retry_failed):
-                pending.append(row)
-        self.ledger.commit([s for s in refused if not self.ledger.has(s.key)])
+        """Record rows that are not downloaded (invalid, duplicate, opted out, an id already committed
+        for another URL, a playlist expanded into entries); return the rest not yet done. The verdict is
+        :class:`~curate.source_plan.LedgerFilter`'s, which the Ray pipeline's planners apply per batch."""
+        from curate.source_plan import LedgerFilter
+
+        pending, record = LedgerFilter.of(self.ledger, retry_failed).todo(rows)
+        self.ledger.commit([_without_secrets(r.ledger_row()) for r in record])
         return pending
 
     def write(self, status: VideoStatus, samples: list[Sample]) -> None:
@@ -201,19 +196,6 @@ def _readable(storage: Storage, manifest: Manifest) -> bool:
     except (pa.ArrowInvalid, FileNotFoundError):
         return False
     return True
-
-
-def _id_conflict(row: SourceRow, other: VideoStatus) -> VideoStatus:
-    message = (
-        f"row {row.row}: video_id {row.video_id!r} is already committed with clips for another URL ({other.url}); "
-        "give this video another id"
-    )
-    return VideoStatus(row.url, row.video_id, "failed", "permanent", ID_CONFLICT, message, input_row=row.row)
-
-
-def _unprocessable(row: SourceRow) -> VideoStatus:
-    error_class = "permanent" if row.status == "failed" else None
-    return VideoStatus(row.url, row.video_id, row.status, error_class, row.error_code, row.error, input_row=row.row)
 
 
 def write_clips_index(storage: Storage) -> None:

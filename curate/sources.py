@@ -11,26 +11,24 @@ input URL (see ``docs/dataset-format.md``).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import shutil
-import tempfile
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit, urlunsplit
 
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from curate.redact import redact_url
-from curate.storage import filesystem, is_uri, redacted
+from curate.source_lists import RawBatch, check_source_list, iter_batches, read_ranges, strip_comment
+from curate.storage import filesystem, is_uri
 
-Status = Literal["pending", "skipped", "failed"]
+if TYPE_CHECKING:
+    from curate.ledger import VideoStatus
+
+Status = Literal["pending", "skipped", "failed", "expanded"]
 
 MAX_URL_LENGTH = 2048
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -41,7 +39,6 @@ _YOUTUBE_HOSTS = frozenset(
     {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com", "www.youtube-nocookie.com"}
 )
 _YOUTUBE_PATH_PREFIXES = ("shorts", "embed", "live", "v")
-_TRAILING_COMMENT = re.compile(r"\s+#.*$")
 
 
 @dataclass(frozen=True)
@@ -49,8 +46,12 @@ class SourceRow:
     """One input row, as the ledger will record it.
 
     ``status`` is ``pending`` for rows to download; ``skipped`` and ``failed``
-    rows are final and carry ``error_code`` / ``error``.  ``row`` is the 0-based
-    position among the input's data rows, so messages can point back at it.
+    rows are final and carry ``error_code`` / ``error``; ``expanded`` is a playlist
+    or multi-video page whose ``entries`` videos follow as rows of their own, each
+    with ``expanded_from`` (the source's ``video_id``) and the source's ``row``.
+    ``row`` is the 0-based position among the input's data rows, so messages can
+    point back at it. ``error_class`` is set where a failure may be retried
+    (``transient``); other failed rows are permanent.
     """
 
     url: str
@@ -59,6 +60,17 @@ class SourceRow:
     error_code: str | None
     error: str | None
     row: int
+    error_class: str | None = None
+    expanded_from: str | None = None
+    entries: int | None = None
+
+    def ledger_row(self) -> VideoStatus:
+        """The ledger row of a row that is not downloaded (refused, or expanded into entries)."""
+        from curate.ledger import VideoStatus
+
+        error_class = self.error_class or ("permanent" if self.status == "failed" else None)
+        return VideoStatus(self.url, self.video_id, self.status, error_class, self.error_code, self.error,
+                           input_row=self.row, entries=self.entries, expanded_from=self.expanded_from)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- URLs
@@ -204,79 +216,7 @@ def _readable_stem(canonical_url: str) -> str:
     return stem[:24].strip("-")
 
 
-# --------------------------------------------------------------------------- reading
-
-
-def _strip_comment(line: str) -> str:
-    """A line without a full-line ``#`` comment or a trailing `` # comment``."""
-    text = line.strip()
-    if text.startswith("#"):
-        return ""
-    return _TRAILING_COMMENT.sub("", text).strip()
-
-
-def _read_txt(path: Path) -> list[tuple[str | None, str | None]]:
-    entries = (_strip_comment(line) for line in path.read_text(encoding="utf-8").splitlines())
-    return [(entry, None) for entry in entries if entry]
-
-
-def _column_as_strings(table: pa.Table, name: str) -> list[str | None]:
-    if name not in table.column_names:
-        return [None] * table.num_rows
-    return table.column(name).cast(pa.string()).to_pylist()
-
-
-def _pairs_from_table(table: pa.Table, path: Path) -> list[tuple[str | None, str | None]]:
-    if "url" not in table.column_names:
-        raise ValueError(f"{path}: no 'url' column (columns: {', '.join(table.column_names) or 'none'})")
-    return list(zip(_column_as_strings(table, "url"), _column_as_strings(table, "id"), strict=True))
-
-
-def _read_csv(path: Path) -> list[tuple[str | None, str | None]]:
-    # Read url and id as text: ids like 007 or 1e5 must not become numbers.
-    convert = pa_csv.ConvertOptions(
-        column_types={"url": pa.string(), "id": pa.string()}, strings_can_be_null=True
-    )
-    return _pairs_from_table(pa_csv.read_csv(path, convert_options=convert), path)
-
-
-def _read_parquet(path: Path) -> list[tuple[str | None, str | None]]:
-    return _pairs_from_table(pq.read_table(path), path)
-
-
-def _read_jsonl(path: Path) -> list[tuple[str | None, str | None]]:
-    records: list[dict[str, object]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}:{number}: each line must be a JSON object with a 'url' key")
-        records.append(record)
-    if records and not any("url" in record for record in records):
-        raise ValueError(f"{path}: no line has a 'url' key")
-    return [(_text_or_none(record.get("url")), _text_or_none(record.get("id"))) for record in records]
-
-
-def _text_or_none(value: object) -> str | None:
-    """JSON values as text; a non-string URL then fails validation with a clear message."""
-    if value is None:
-        return None
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-_READERS = {".txt": _read_txt, ".csv": _read_csv, ".jsonl": _read_jsonl, ".parquet": _read_parquet}
-
-
-def _read_pairs(path: Path) -> list[tuple[str | None, str | None]]:
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        known = ", ".join(sorted(_READERS))
-        raise ValueError(f"{path}: unknown source list format {path.suffix!r} (expected one of {known})")
-    return reader(path)
+# --------------------------------------------------------------------------- classifying
 
 
 def _opt_out_key(entry: str) -> str:
@@ -291,54 +231,44 @@ def load_opt_out(path: str | Path) -> set[str]:
     spelling of a URL matches any other spelling of it in the source list.
     """
     lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return {_opt_out_key(entry) for entry in map(_strip_comment, lines) if entry}
+    return {_opt_out_key(entry) for entry in map(strip_comment, lines) if entry}
 
 
-class _Deduper:
-    """Remembers the first row of every URL and video_id seen among pending rows."""
-
-    def __init__(self) -> None:
-        self._by_url: dict[str, int] = {}
-        self._by_id: dict[str, int] = {}
-
-    def duplicate_of(self, url: str, video_id: str) -> str | None:
-        url = redact_url(url)  # the ledger stores URLs without secrets: one row per stored URL
-        if url in self._by_url:
-            return f"duplicate of row {self._by_url[url]} (same URL)"
-        if video_id in self._by_id:
-            return f"duplicate of row {self._by_id[video_id]} (same video_id {video_id!r})"
-        return None
-
-    def remember(self, url: str, video_id: str, row: int) -> None:
-        self._by_url.setdefault(redact_url(url), row)
-        self._by_id.setdefault(video_id, row)
 
 
-def _classify(
-    row: int,
-    raw_url: str | None,
-    given_id: str | None,
-    *,
-    allow_file_urls: bool,
-    opt_out: set[str],
-    deduper: _Deduper,
-) -> SourceRow:
+@dataclass(frozen=True)
+class Rules:
+    """What classification needs besides the row: whether file:// is allowed, and the opt-out list."""
+
+    allow_file_urls: bool = False
+    opt_out: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, allow_file_urls: bool = False, opt_out: Iterable[str] | None = None) -> Rules:
+        return cls(allow_file_urls, frozenset(_opt_out_key(entry) for entry in opt_out or ()))
+
+
+def classify(row: int, raw_url: str | None, given_id: str | None, rules: Rules, problem: str | None = None) -> SourceRow:
+    """One input row, validated and normalised: pending, failed (``invalid_url``, or ``invalid_row`` for
+    a line that could not be read) or skipped (``opted_out``). Duplicates are :mod:`curate.dedupe`'s."""
     text = (raw_url or "").strip()
     video_id = video_id_for(text, given_id)
-    problem = validate_url(text, allow_file_urls=allow_file_urls)
     if problem is not None:
-        return SourceRow(text, video_id, "failed", "invalid_url", f"row {row}: {problem}", row)
+        return SourceRow(text, video_id, "failed", "invalid_row", f"row {row}: {problem}", row)
+    invalid = validate_url(text, allow_file_urls=rules.allow_file_urls)
+    if invalid is not None:
+        return SourceRow(text, video_id, "failed", "invalid_url", f"row {row}: {invalid}", row)
     url = normalize_url(text)
-    if {url, redact_url(url)} & opt_out or video_id in opt_out:
-        matched = f"video_id {video_id!r}" if video_id in opt_out else "URL"
-        return SourceRow(
-            url, video_id, "skipped", "opted_out", f"row {row}: {matched} is on the opt-out list", row
-        )
-    duplicate = deduper.duplicate_of(url, video_id)
-    if duplicate is not None:
-        return SourceRow(url, video_id, "skipped", "duplicate", f"row {row}: {duplicate}", row)
-    deduper.remember(url, video_id, row)
+    if {url, redact_url(url)} & rules.opt_out or video_id in rules.opt_out:
+        matched = f"video_id {video_id!r}" if video_id in rules.opt_out else "URL"
+        return SourceRow(url, video_id, "skipped", "opted_out", f"row {row}: {matched} is on the opt-out list", row)
     return SourceRow(url, video_id, "pending", None, None, row)
+
+
+def classify_batch(batch: RawBatch, rules: Rules) -> list[SourceRow]:
+    """Every row of a batch classified; the unit a parallel planner runs (no state between batches)."""
+    fields = zip(batch.rows, batch.urls, batch.ids, batch.problems, strict=True)
+    return [classify(row, url, given_id, rules, problem) for row, url, given_id, problem in fields]
 
 
 def source_list_exists(path: str | Path) -> bool:
@@ -349,23 +279,18 @@ def source_list_exists(path: str | Path) -> bool:
     return fs.get_file_info(inner).type == pafs.FileType.File
 
 
-def _read_remote_pairs(uri: str) -> list[tuple[str | None, str | None]]:
-    """Read a source list behind a URI: copied to a private temporary file of the same suffix.
-
-    The readers take paths (pyarrow's CSV reader, Path.read_text); a list is small next to
-    the dataset, and reading it once on the driver keeps one code path for every format.
-    Messages name the URI, not the temporary copy.
-    """
-    fs, inner = filesystem(uri)
-    suffix = PurePosixPath(inner).suffix
-    with tempfile.TemporaryDirectory(prefix="sources-") as tmp:
-        local = Path(tmp) / f"sources{suffix}"
-        with fs.open_input_stream(inner) as remote, local.open("wb") as out:
-            shutil.copyfileobj(remote, out)
-        try:
-            return _read_pairs(local)
-        except ValueError as error:
-            raise ValueError(str(error).replace(str(local), redacted(uri))) from None
+def read_classified(path: str | Path, rules: Rules) -> list[SourceRow]:
+    """Every row of a list, classified but not de-duplicated, in one process; raises ValueError for an
+    unusable list, and (this reader has the whole list) for any line that cannot be read."""
+    check_source_list(path)
+    rows: list[SourceRow] = []
+    for share in read_ranges(path):
+        for batch in iter_batches(share):
+            problem = next((p for p in batch.problems if p is not None), None)
+            if problem is not None:
+                raise ValueError(problem)
+            rows.extend(classify_batch(batch, rules))
+    return rows
 
 
 def read_sources(
@@ -379,11 +304,8 @@ def read_sources(
     optional ``id`` column.  An unknown format or a missing ``url`` column is a usage
     error for the whole run and raises ``ValueError``; a bad row only fails that row.
     Opt-out is checked before duplicates, so every copy of an opted-out video says why.
+    Lists too long for memory are read in batches by the Ray pipeline (``pipelines/sources.py``).
     """
-    opted_out = {_opt_out_key(entry) for entry in opt_out or ()}
-    deduper = _Deduper()
-    pairs = _read_remote_pairs(str(path)) if is_uri(path) else _read_pairs(Path(path))
-    return [
-        _classify(row, url, given_id, allow_file_urls=allow_file_urls, opt_out=opted_out, deduper=deduper)
-        for row, (url, given_id) in enumerate(pairs)
-    ]
+    from curate.dedupe import dedupe
+
+    return dedupe(read_classified(path, Rules.of(allow_file_urls, opt_out)))

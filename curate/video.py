@@ -70,8 +70,13 @@ def cpu_seconds() -> float:
 
 
 def fetch_video(source: SourceRow, config: CurateConfig, work_root: Path) -> tuple[VideoStatus, Downloaded | None, Path]:
-    """The download half: a fresh work directory holding the video, or a failed status (and no directory)."""
-    status = VideoStatus(url=source.url, video_id=source.video_id, input_row=source.row)
+    """The download half: a fresh work directory holding the video, or a failed status (and no directory).
+
+    A row that is not pending (refused by the planner, or a playlist expanded into entries) is not
+    downloaded: its ledger row travels to the sink like a failure's, so every input row gets one."""
+    if source.status != "pending":
+        return source.ledger_row(), None, work_root / source.video_id
+    status = VideoStatus(url=source.url, video_id=source.video_id, input_row=source.row, expanded_from=source.expanded_from)
     workdir = work_root / source.video_id
     started, cpu_started = time.monotonic(), cpu_seconds()
     got = None
