@@ -6,7 +6,8 @@
 The data flow, one Ray Data stage per line, each an actor pool with the resources its
 config declares (actor pools are never fused, so no stage runs inside another's actors):
 
-    sources (driver: read, de-duplicate, skip what the ledger says is done)
+    sources            read the list in streaming batches, validate, expand playlists, de-duplicate in
+                       input order, skip what the ledger says is done (pipelines/sources.py)
       -> download        yt-dlp, I/O bound: many concurrent actors at a fraction of a CPU
       -> clip            the one decode pass, planning, stream-copy cutting: one CPU each
       -> vlm             short-clip captions (an actor pool, GPUs on a cluster), when text.vlm is configured
@@ -25,7 +26,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pydantic
@@ -36,8 +36,10 @@ if __package__ in (None, ""):  # run as a script (ray job submit -- python pipel
 from curate.cli import format_summary
 from curate.lease import OutputLocked
 from curate.report import write_report
-from curate.run import RunSummary, load_sources
+from curate.run import RunSummary, source_rules
 from curate.sink import DatasetWriter
+from curate.source_lists import check_source_list
+from curate.source_plan import LedgerFilter
 from curate.sources import source_list_exists
 from curate.storage import Storage, redacted
 from pipelines.config import PipelineConfig, load_pipeline_config
@@ -159,17 +161,18 @@ def build(sources: str | Path, output: str, config: PipelineConfig, retry_failed
     """Run the pipeline to completion and return what it did."""
     import ray.data
 
+    from pipelines.sources import planned_sources
+
     started = time.monotonic()
     sink = DatasetWriter(output, config)  # takes the output's lease, or raises OutputLocked
     try:
-        todo = sink.todo(load_sources(sources, config), retry_failed)
-        if todo:
-            init_ray(config)
-            ray.data.DataContext.get_current().enable_progress_bars = config.ray.progress
-            ds = ray.data.from_items([asdict(r) for r in todo], override_num_blocks=len(todo))
-            ds = add_write_stage(add_text_stages(add_curation_stages(ds, config), config), config, sink)
-            for row in ds.iter_rows():  # one small row per written batch: shard names and ledger rows
-                sink.publish(from_row(row))
+        init_ray(config)
+        ray.data.DataContext.get_current().enable_progress_bars = config.ray.progress
+        # the list is read, planned and filtered by Ray as it streams (pipelines/sources.py)
+        ds = planned_sources(str(sources), config, LedgerFilter.of(sink.ledger, retry_failed), source_rules(config))
+        ds = add_write_stage(add_text_stages(add_curation_stages(ds, config), config), config, sink)
+        for row in ds.iter_rows():  # one small row per written batch: shard names and ledger rows
+            sink.publish(from_row(row))
     except BaseException:
         sink.release()  # what was committed stays; the next run on this output resumes it
         raise
@@ -185,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         config = resolve_config(args)
         if not source_list_exists(args.sources):
             raise ValueError(f"--sources {redacted(args.sources)}: no such file")
-        load_sources(args.sources, config)  # unusable lists fail here, before Ray starts
+        check_source_list(args.sources)  # unusable lists fail here, before Ray starts (a header, not the list)
+        source_rules(config)  # and so does an unreadable opt-out list
         Storage(args.output).mkdir()  # so does an unreachable output (e.g. a missing bucket)
     except (ValueError, OSError, pydantic.ValidationError) as exc:
         print(f"build_dataset.py: error: {_one_line(exc)}", file=sys.stderr)

@@ -59,6 +59,27 @@ class StageResources(_Section):
         return args
 
 
+class SourcePlanning(_Section):
+    """How the Ray pipeline reads and plans the source list (``pipelines/sources.py``)."""
+
+    batch_rows: int = Field(1024, ge=1, description="Rows per batch read from the list and planned together.")
+    read_tasks: int = Field(
+        4, ge=1, description="Readers of a parquet list (ranges of its row groups); the text formats are read by one."
+    )
+    block_bytes: int = Field(
+        1 << 16, ge=1 << 12, description="Ray Data's target block size for this run: small, so planned rows stream."
+    )
+    read_cpus: float = Field(0.25, ge=0, description="CPUs a reader reserves (it parses; the planners validate).")
+    listing_threads: int = Field(4, ge=1, description="Playlist listings (curate.expand) run at once per planning actor.")
+    dedupe_shards: int = Field(
+        1, ge=1, description="Hash shards of the de-duplication index (actors, 16 bytes per distinct URL or id); "
+        "more spread a long list's index over nodes (~640 MB for 20M URLs with ids).",
+    )
+    plan: StageResources = Field(
+        StageResources(num_cpus=0.25, concurrency=2), description="Planning actors: validate, normalise, list playlists."
+    )
+
+
 class RayConfig(_Section):
     address: str | None = Field(
         None, description="Ray cluster address; None uses $RAY_ADDRESS (ray job submit sets it) or starts a local Ray."
@@ -90,6 +111,7 @@ class RayConfig(_Section):
         "only their names. ~2 ms CPU per sample, so they reserve none; one writer keeps up with ~60 samples/s "
         "on a slow disk (docs/deploy.md sizes a cluster's).",
     )
+    sources: SourcePlanning = Field(SourcePlanning(), description="Reading, planning and de-duplicating the source list.")
     progress: bool = Field(True, description="Ray Data progress bars.")
 
 
