@@ -30,7 +30,7 @@ from ray.data.datasource import Datasource, ReadTask
 from curate.config import CurateConfig
 from curate.dedupe import Deduper, HashIndex, sharded
 from curate.shard_batch import storage_env
-from curate.source_lists import BATCH_ROWS, ListRange, iter_batches, read_ranges
+from curate.source_lists import BATCH_ROWS, ListRange, RawBatch, iter_batches, read_ranges
 from curate.source_plan import LedgerFilter, expand_batch
 from curate.sources import Rules, SourceRow, classify_batch
 from curate.storage import is_uri
@@ -85,8 +85,6 @@ class PlanStage:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         raw = table.to_pydict()
-        from curate.source_lists import RawBatch
-
         batch = RawBatch(raw["row"], raw["url"], raw["id"], raw["problem"])
         return _rows_table(expand_batch(classify_batch(batch, self.rules), self.config, self.ledger, self.threads))
 
