@@ -153,6 +153,9 @@ def add_write_stage(ds, config: PipelineConfig, sink: DatasetWriter):
         fn_constructor_kwargs={"config": config, "output": output, "run_id": sink.run_id, "env": storage_env()},
         batch_size=resources.batch_size,
         batch_format="numpy",
+        # Writers on different nodes (best effort): with actor locality, each node's clips are then
+        # written by the writer beside them, and no node's uplink carries the whole run's bytes.
+        scheduling_strategy="SPREAD",
         **resources.ray_args(),
     )
 

@@ -25,6 +25,11 @@ class StageResources(_Section):
     )
     batch_size: int | None = Field(None, ge=1, description="Videos per call, for batched (GPU) stages.")
     memory_bytes: int | None = Field(None, ge=1, description="Memory Ray reserves per task, to bound packing.")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources per actor, e.g. {writer: 1} with `ray start --resources '{\"writer\": 1}'` on "
+        "each node that should write (one writer per such node).",
+    )
 
     def pool_bounds(self, cluster_cpus: float | None = None) -> tuple[int, int | None]:
         """(fewest, most) actors; an unset concurrency scales from one up to what the cluster's CPUs allow.
@@ -54,6 +59,8 @@ class StageResources(_Section):
             args["num_gpus"] = self.num_gpus
         if self.memory_bytes:
             args["memory"] = self.memory_bytes
+        if self.resources:
+            args["resources"] = dict(self.resources)
         low, high = self.pool_bounds(cluster_cpus)
         args["compute"] = ActorPoolStrategy(min_size=low, max_size=high, initial_size=high or low)
         return args

@@ -41,7 +41,9 @@ DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
 BUCKET = "vidla"
 # The corpus's text stages are exercised in test_build_dataset.py; here they would only add minutes.
 NO_TEXT = ("text.llm.backend=none", "text.vlm.backend=none")
-WRITE = ("ray.write.batch_size=1", "ray.write.concurrency=2")  # a batch per video, two writers: both nodes write
+# A batch per video and one writer per node (each node has one `writer` slot): with Ray Data's actor
+# locality, each node's clips are written by the writer beside them, so both nodes write.
+WRITE = ("ray.write.batch_size=1", "ray.write.concurrency=2", "ray.write.resources={writer: 1}")
 DATASET_FILE = re.compile(
     r"^(shards/(short|medium|long)/shard-[A-Za-z0-9_-]+\.(tar|parquet)|shards/commits/commit-\d{6}-[A-Za-z0-9_-]+\.json"
     r"|videos\.parquet|clips\.parquet|stats\.json"
@@ -80,9 +82,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         env.delenv("RAY_ADDRESS", raising=False)
         ray_cluster = Cluster(shutdown_at_exit=True)
         try:
-            ray_cluster.add_node(**common, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard,
+            ray_cluster.add_node(**common, resources={"writer": 1}, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard,
                                  temp_dir=str(tmp_path_factory.mktemp("ray")))
-            ray_cluster.add_node(**common, resources={"node2": 1})
+            ray_cluster.add_node(**common, resources={"node2": 1, "writer": 1})
             ray_cluster.wait_for_nodes()
             yield {"gcs": ray_cluster.address, "dashboard": f"http://127.0.0.1:{dashboard}"}
         finally:
