@@ -308,14 +308,19 @@ def config_data(path: str | Path | None = None, overrides: list[str] | None = No
             raise ValueError(f"{path}: a config file must hold a mapping")
         data = loaded or {}
     for item in overrides or []:
-        keys, value = parse_override(item)
-        node = data
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {key} is not a section")
-        node[keys[-1]] = value
+        apply_override(data, item)
     return data
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Set one ``key.sub=value`` override in a nested mapping (sections created as needed)."""
+    keys, value = parse_override(item)
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {item!r}: {key} is not a section")
+    node[keys[-1]] = value
 
 
 PIPELINE_ONLY_SECTIONS = ("ray",)

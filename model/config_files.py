@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from curate.config import parse_override
+from curate.config import apply_override
 
 #: Where the named model presets live (``<name>.yaml``), shipped with the package.
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
@@ -67,7 +67,7 @@ def train_config_data(
     data = _read_with_extends(Path(path), schema, ()) if path is not None else {}
     for item in overrides or []:
         _name_preset(data)  # an earlier override may have named a preset: model=vidla-b16
-        _apply_override(data, item)
+        apply_override(data, item)
     _name_preset(data)
     return _expand_preset(data, schema)
 
@@ -99,16 +99,6 @@ def _name_preset(data: dict[str, Any]) -> None:
     """``model: vidla-b32`` is short for ``model: {preset: vidla-b32}``, so later keys can merge into it."""
     if isinstance(data.get("model"), str):
         data["model"] = {_PRESET_KEY: data["model"]}
-
-
-def _apply_override(data: dict[str, Any], item: str) -> None:
-    keys, value = parse_override(item)
-    node = data
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise ValueError(f"override {item!r}: {key} is not a section")
-    node[keys[-1]] = value
 
 
 def _expand_preset(data: dict[str, Any], schema: type[BaseModel]) -> dict[str, Any]:

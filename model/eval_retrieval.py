@@ -45,10 +45,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from model.checkpoint import list_checkpoints, load_checkpoint
-from model.config import SCALES, DataConfig, MissingVideos, ModelConfig, load_config
+from model.config import SCALES, DataConfig, MissingVideos
 from model.data import build_loader
 from model.distributed import resolve_device
+from model.eval_model import image_size, load_model
 from model.metrics import (
     DEFAULT_DSL_TEMPERATURE,
     RetrievalRanks,
@@ -59,76 +59,13 @@ from model.metrics import (
 from model.result_files import ResultDir
 from model.retrieval_plot import plot
 from model.text_tower import Tokenizer
-from model.vidla import VidLA, build_model, load_clip, model_tokenizer, normalize_video
+from model.vidla import VidLA, normalize_video
 
 log = logging.getLogger(__name__)
 
 #: Version of ``metrics.json``'s layout (bump on a breaking change; readers check it).
 EVAL_FORMAT = "vidla-eval/1"
 TEXT_FIELDS = ("caption", "subtitle")
-
-
-# -- the model ------------------------------------------------------------------------------
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to embed, with what produced it (recorded in ``metrics.json``)."""
-
-    model: VidLA
-    config: ModelConfig
-    tokenizer: Tokenizer
-    source: str
-    step: int | None
-
-
-def resolve_checkpoint(path: Path) -> Path:
-    """A checkpoint file, or the newest ``step-*.pt`` of a training output directory."""
-    if path.is_file():
-        return path
-    found = list_checkpoints(path) if path.is_dir() else []
-    if not found:
-        raise FileNotFoundError(f"no checkpoint at {path} (a .pt file or a training output directory)")
-    return found[-1][1]
-
-
-def _eval_model_config(cfg: ModelConfig, frames: int | None) -> ModelConfig:
-    """Evaluation needs no gradient checkpointing and (unless asked) no compilation."""
-    update: dict[str, Any] = {"grad_checkpointing": False, "compile": False}
-    if frames is not None:
-        update["num_frames"] = frames
-    return ModelConfig.model_validate({**cfg.model_dump(), **update})
-
-
-def load_model(
-    checkpoint: Path | None,
-    config: Path | None,
-    overrides: list[str],
-    frames: int | None,
-    device: torch.device,
-) -> LoadedModel:
-    """The model a checkpoint holds (its saved config builds the architecture), or, without a
-    checkpoint, the model a training config initialises (zero-shot: e.g. CLIP's weights)."""
-    if checkpoint is not None:
-        path = resolve_checkpoint(checkpoint)
-        state = load_checkpoint(path, "cpu")
-        saved = ModelConfig.model_validate(state["config"]["model"])
-        cfg = _eval_model_config(saved, frames)
-        model = build_model(cfg, clip=load_clip(cfg, pretrained=False))
-        model.load_state_dict(state["model"])
-        source, step = str(path), int(state.get("step", 0))
-    elif config is not None:
-        cfg = _eval_model_config(load_config(config, overrides).model, frames)
-        model = build_model(cfg)
-        source, step = f"{config} (initialisation, not trained)", None
-    else:
-        raise ValueError("give --checkpoint, or --config to evaluate a configuration's initial weights")
-    model.to(device).eval()
-    return LoadedModel(model, cfg, model_tokenizer(cfg), source, step)
-
-
-def image_size(model: VidLA) -> int:
-    return int(getattr(model.video, "image", model.video).image_size)
 
 
 # -- encoding -------------------------------------------------------------------------------

@@ -14,14 +14,13 @@ from s3_server import moto_s3
 
 from model.checkpoint import save_checkpoint
 from model.config import load_config
+from model.eval_model import load_model, resolve_checkpoint
 from model.eval_retrieval import (
     EVAL_FORMAT,
     EvalSet,
     ShardEmbeddings,
     evaluate,
-    load_model,
     main,
-    resolve_checkpoint,
     shard_sets,
 )
 from model.metrics import retrieval_metrics
