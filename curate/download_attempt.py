@@ -155,6 +155,19 @@ def warm_up() -> None:
         )  # fmt: skip
         with ydl:
             ydl._request_director  # noqa: B018 - a cached property: building it is the point
+            _compile_extractor_patterns(ydl)
+
+
+def _compile_extractor_patterns(ydl: Any) -> None:
+    """Compile every extractor's URL and embed patterns, as yt-dlp does lazily on first use (and caches
+    on the class): a URL that no named extractor takes (every generic page) is matched against all ~1,800
+    ``_VALID_URL`` patterns, then the generic extractor searches the page with every extractor's embed
+    patterns: ~0.9 CPU-s that each forked attempt would otherwise repeat. Both run here on an empty page,
+    so nothing is found and no request is made."""
+    probe = "https://warm-up.invalid/"
+    for ie in ydl._ies.values():
+        ie.suitable(probe)
+    ydl.get_info_extractor("Generic")._extract_embeds(probe, "")
 
 
 def handle_request(request: dict[str, Any]) -> dict[str, Any]:

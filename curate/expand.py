@@ -246,6 +246,14 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)[:200]
 
 
+def warm_up() -> None:
+    """The zygote's one-time set-up, as for a download attempt (every extractor imported, a YoutubeDL's
+    request director built): without it each forked listing paid ~0.9 CPU-s for what a warm one does in 0.1."""
+    from curate.download_attempt import warm_up as warm_download
+
+    warm_download()
+
+
 def handle_request(request: dict[str, Any]) -> dict[str, Any] | None:
     """The forked child's entry (:func:`curate.download_limits.run_limited`): one listing, as JSON-ready data."""
     config = DownloadConfig.model_validate(request["config"])
