@@ -143,6 +143,14 @@ def _this_node():
     return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
 
 
+def _at_most(args: dict[str, Any], actors: int) -> dict[str, Any]:
+    """``args`` with its actor pool capped at ``actors``: a planner gets whole read blocks, so one beyond
+    the readers never gets work, and its start-up (~1 CPU-s of imports) is pure cost on a laptop."""
+    pool = args["compute"]
+    low, high = min(pool.min_size, actors), min(pool.max_size or actors, actors)
+    return args | {"compute": ray.data.ActorPoolStrategy(min_size=low, max_size=high, initial_size=high)}
+
+
 def planned_sources(path: str, config: Any, ledger: LedgerFilter, rules: Rules):
     """The dataset of rows to hand to the download stage: every input row's verdict, one row per block."""
     settings = config.ray.sources
@@ -157,7 +165,7 @@ def planned_sources(path: str, config: Any, ledger: LedgerFilter, rules: Rules):
     ds = ds.map_batches(
         PlanStage,
         fn_constructor_kwargs={"config": config, "rules": rules, "ledger": ledger, "threads": settings.listing_threads},
-        batch_size=None, batch_format="pyarrow", **settings.plan.ray_args(),
+        batch_size=None, batch_format="pyarrow", **_at_most(settings.plan.ray_args(), readers),
     )  # fmt: skip
     ds = ds.map_batches(
         DedupeStage,
