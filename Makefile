@@ -70,10 +70,10 @@ dataset: setup
 	$(PY) pipelines/build_dataset.py --sources $(SOURCES) --output $(OUTPUT) $(if $(DATASET_CONFIG),--config $(DATASET_CONFIG))
 
 train: setup  ## the demo config trains a tiny VidLA on demo-out/shards; CONFIG=configs/train/vidla-b32.yaml for the paper's
-	$(PY) -m model.train --config $(CONFIG) $(ARGS)
+	$(PY) -m vidla_train.train --config $(CONFIG) $(ARGS)
 
 eval-retrieval: setup  ## retrieval metrics of CHECKPOINT on SHARDS' test split, or on BENCHMARK (BENCHMARK_ROOT)
-	$(PY) -m model.eval_retrieval --checkpoint $(CHECKPOINT) --output $(EVAL_OUTPUT) \
+	$(PY) -m vidla_eval.eval_retrieval --checkpoint $(CHECKPOINT) --output $(EVAL_OUTPUT) \
 	  $(if $(BENCHMARK),--benchmark $(BENCHMARK) --benchmark-root $(BENCHMARK_ROOT),--shards $(or $(SHARDS),demo-out/shards)) $(ARGS)
 
 test: setup

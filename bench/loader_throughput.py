@@ -2,7 +2,7 @@
 
     python bench/loader_throughput.py [--shards DIR] [--frames 12] [--size 224] [--clips 64]
 
-Without ``--shards`` it writes synthetic shards (model/synthetic.py: real H.264 mp4s and
+Without ``--shards`` it writes synthetic shards (synthetic_shards.py: real H.264 mp4s and
 JPEG frames at the contract's 256-pixel short side) to a temporary directory. The
 loader runs in this process (``num_workers=0``), so the figure is what one DataLoader
 worker delivers: decoding, cropping, resizing, batching and tokenising. Target: at least
@@ -13,6 +13,7 @@ worker delivers: decoding, cropping, resizing, batching and tokenising. Target: 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from itertools import islice
@@ -20,10 +21,12 @@ from pathlib import Path
 
 import torch
 
-from model.config import DataConfig
-from model.data import ClipDataset
-from model.synthetic import SyntheticClip, write_shards
-from model.text_tower import ByteTokenizer
+from vidla.config import DataConfig
+from vidla.data import ClipDataset
+from vidla.text_tower import ByteTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test and bench support, not installed
+from synthetic_shards import SyntheticClip, write_shards  # noqa: E402
 
 TARGET_JPEG = 100.0
 

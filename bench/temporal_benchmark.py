@@ -8,15 +8,15 @@ Two stages, as in the paper (and CLIP4Clip), which start from a CLIP checkpoint:
 
 1. **CLIP stand-in** (shared): a tiny random CLIP (``configs/train/demo.yaml``-sized,
    byte tokenizer) is trained for ``pretrain_steps`` as an image-text model on single
-   event frames ("a red square", :func:`model.temporal_events.image_batch`) with
+   event frames ("a red square", :func:`temporal_events.image_batch`) with
    ``transformers``' CLIP loss. Without it both video towers must learn to see colours
    and shapes and time at once from scratch, and at this budget neither learns the order
    (``--pretrain-steps 0``; see ``docs/performance.md``).
-2. **Video stage**: both models are the real ones (``model.vidla.build_model`` with
+2. **Video stage**: both models are the real ones (``vidla.vidla.build_model`` with
    ``arch: vidla`` and ``arch: meanpool``), each built from its own copy of that CLIP (so
    the baseline's weights equal VidLA's CLIP weights; checked), and trained in lockstep on
-   identical batches of :mod:`model.temporal_events` clips with the trainer's own step
-   (:func:`model.train_step.train_step`: the real loss, :class:`model.loss.VidLALoss`,
+   identical batches of :mod:`temporal_events` clips with the trainer's own step
+   (:func:`vidla_train.train_step.train_step`: the real loss, :class:`vidla.loss.VidLALoss`,
    caption term only since the clips have no subtitle; AdamW parameter groups, warm-up +
    cosine schedule, clipping, temperature clamp), and the same steps, batch, learning rate
    and clipping.
@@ -30,7 +30,7 @@ threads on two busy cores measured over 10x slower per step than one.
 Evaluation: one gallery per length (frames at segment middles), as the paper evaluates
 its hierarchical test set per scale; each caption queries its length's gallery (so a short
 caption is not also matched by a longer clip that contains its events); text->video ranks
-from :func:`model.metrics.retrieval_ranks` (ties count against the query), summarised on
+from :func:`vidla_eval.metrics.retrieval_ranks` (ties count against the query), summarised on
 all queries and on the order-sensitive ones (another gallery clip shows the same events in
 another order), per length and over all lengths. Also printed: chance R@1 (1 / gallery
 size), the order-blind ceiling on the order-sensitive queries (mean of
@@ -59,14 +59,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling temporal_tables, also when imported by path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # temporal_events: test and bench support
 
-from temporal_tables import ARCHS, KNOCKOUTS, ROWS, knockout_table, table  # noqa: E402
-
-from model.config import ModelConfig, OptimConfig  # noqa: E402
-from model.data import Clip, collate_clips  # noqa: E402
-from model.loss import VidLALoss  # noqa: E402
-from model.metrics import retrieval_ranks  # noqa: E402
-from model.temporal_events import (  # noqa: E402
+from temporal_events import (  # noqa: E402
     Batch,
     eval_gallery,
     event_set,
@@ -75,10 +70,16 @@ from model.temporal_events import (  # noqa: E402
     orders_in_gallery,
     train_batch,
 )
-from model.text_tower import Tokenizer  # noqa: E402
-from model.train import cpu_threads  # noqa: E402
-from model.train_step import Optimization, optimizer_step, train_step  # noqa: E402
-from model.vidla import VidLA, build_model, load_clip, model_tokenizer, normalize_video  # noqa: E402
+from temporal_tables import ARCHS, KNOCKOUTS, ROWS, knockout_table, table  # noqa: E402
+
+from vidla.config import ModelConfig, OptimConfig  # noqa: E402
+from vidla.data import Clip, collate_clips  # noqa: E402
+from vidla.loss import VidLALoss  # noqa: E402
+from vidla.text_tower import Tokenizer  # noqa: E402
+from vidla.vidla import VidLA, build_model, load_clip, model_tokenizer, normalize_video  # noqa: E402
+from vidla_eval.metrics import retrieval_ranks  # noqa: E402
+from vidla_train.train import cpu_threads  # noqa: E402
+from vidla_train.train_step import Optimization, optimizer_step, train_step  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def check_same_clip(vidla: VidLA, meanpool: VidLA) -> None:
 
 
 def loader_batch(batch: Batch, tokenizer: Tokenizer) -> dict[str, torch.Tensor]:
-    """A batch as the trainer's loader delivers it (:func:`model.data.collate_clips`): uint8 frames,
+    """A batch as the trainer's loader delivers it (:func:`vidla.data.collate_clips`): uint8 frames,
     captions on the caption side, no subtitles."""
     clips = [
         Clip(torch.from_numpy(video), None, caption, str(i), length)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from model.config import SCALES
+from vidla.config import SCALES
 
 ARCHS = ("vidla", "meanpool")
 ROWS = (*SCALES, "all")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import CLIPVisionConfig
 
-from model.video_tower import ClipImageTower, VidLAVideoTower
+from vidla.video_tower import ClipImageTower, VidLAVideoTower
 
 PRESETS: dict[str, dict[str, Any]] = {
     "b32": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,

@@ -237,7 +237,7 @@ def _torchrun(job: dict[str, Any]) -> tuple[Any, list[str]]:
     command = job["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[0] == "torchrun"
     args = get_args_parser().parse_args(command[1:])
-    assert args.module and args.training_script == "model.train"
+    assert args.module and args.training_script == "vidla_train.train"
     return args, args.training_script_args
 
 
@@ -268,8 +268,8 @@ def train_problems(docs: list[dict[str, Any]]) -> list[str]:
 
 
 def _train_config(argv: list[str]) -> Any:
-    """The TrainConfig model.train's own CLI builds from ``argv`` (training itself stubbed out)."""
-    import model.train as train_module
+    """The TrainConfig vidla_train.train's own CLI builds from ``argv`` (training itself stubbed out)."""
+    import vidla_train.train as train_module
 
     captured = []
     real_train = train_module.train

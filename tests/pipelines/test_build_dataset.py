@@ -237,7 +237,7 @@ def test_make_train_then_make_eval_retrieval_on_the_pipeline_shards(submitted, t
     """The trainer reads what the pipeline wrote (the demo train config on these very shards), and
     `make eval-retrieval` evaluates its checkpoint on their test split, per scale."""
     out, *_ = submitted
-    cmd = [sys.executable, "-m", "model.train", "--config", str(ROOT / "configs" / "train" / "demo.yaml"),
+    cmd = [sys.executable, "-m", "vidla_train.train", "--config", str(ROOT / "configs" / "train" / "demo.yaml"),
            "--shards", str(out / "shards"), "--output", str(tmp_path / "train"), "train.steps=6",
            "train.log_every=2", "train.ckpt_every=6"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
