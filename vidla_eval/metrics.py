@@ -15,7 +15,9 @@ codebases often get them wrong:
   any text are not queries. Diagonal-only code silently assumes one text per video.
 * **Dual softmax (DSL) is a re-scoring, not the metric.** It uses the whole test set as a
   prior (softmax over the *other* axis), which a deployed retrieval system does not have;
-  the field reports it, so we do too, but always next to the plain numbers.
+  the field reports it, so we do too, but always next to the plain numbers. Its scores are
+  ranked in float64 log space (:mod:`vidla_eval.dsl`): at ``T = 0.01`` a float32 prior
+  underflows to 0 for most pairs, and the resulting tied zeros count against the query.
 
 Chunked computation: queries are processed ``chunk`` text rows at a time, and only counts
 are kept (``>=`` comparisons against the ground truth's score), so a 100,000 x 100,000
@@ -40,7 +42,9 @@ comparison), plus about ``120 * (n_t + n_v)`` bytes of per-query vectors (ranks,
 scores, normalisers: ~15 of 8 bytes). For 100,000 x 100,000 float32 embeddings with
 ``d = 512`` and ``c = 1024``: 410 MB + 1024 * 100,000 * 9 B = 922 MB + 24 MB, about 1.36 GB,
 under 2 GiB (the full matrix alone would be 40 GB). Halve ``chunk`` to halve the working part.
-Only the block part is allocated here; a caller's matrix is sliced, never copied.
+Only the block part is allocated here; a caller's matrix is sliced, never copied. DSL work is
+float64 (~35 bytes per score with its temporaries), so it runs on sixteenths of a block and
+stays inside the same bound.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from vidla_eval.dsl import dsl_gather_best, dsl_keys, dsl_t2v_ranks, dsl_v2t_count, new_best
+from vidla_eval.dsl import dual_softmax as _dual_softmax
 
 #: The DSL temperature: scores are divided by it inside the prior's softmax. 0.01 is the
 #: usual "multiply cosine similarities by 100" of CAMoE / CLIP2Video style implementations.
@@ -134,19 +141,6 @@ def _checked_block(block: Any, rows: int, n_videos: int) -> np.ndarray:
     return b
 
 
-def _dsl_scores(block: np.ndarray, log_norm: np.ndarray, temperature: float, out: np.ndarray) -> np.ndarray:
-    """``block * exp(block / T - log_norm)`` into ``out``: the score times its softmax prior.
-
-    ``log_norm`` broadcasts (a row of column normalisers for text->video, a column of row
-    normalisers for video->text). The same function computes the scores in every pass so a
-    ground-truth score gathered in one pass is bit-identical to its value in a later one."""
-    np.divide(block, temperature, out=out)
-    np.subtract(out, log_norm, out=out)
-    np.exp(out, out=out)
-    np.multiply(out, block, out=out)
-    return out
-
-
 def _t2v_ranks(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per text row: the number of videos scoring >= its ground truth (the ground truth included)."""
     gt = scores[np.arange(scores.shape[0]), labels]
@@ -206,15 +200,8 @@ def _ranks_chunked(
         t2v[sl] = _t2v_ranks(block, lab)
         _gather_best(block, lab, best)
         if dsl:
-            z = np.divide(block, temperature)
-            np.maximum(col_max, z.max(axis=0), out=col_max)
-            m = z.max(axis=1)
-            np.subtract(z, m[:, None], out=z)
-            np.exp(z, out=z)
-            # One reduction per row: the same call on the same row whatever the chunk size.
-            sums = np.array([np.add.reduce(row, dtype=np.float64) for row in z])
-            row_lse[sl] = m + np.log(sums)
-            del z
+            for piece in _pieces(sl, chunk):
+                row_lse[piece] = _row_lse(block[piece.start - sl.start : piece.stop - sl.start], temperature, col_max)
         del block
 
     has_text = np.zeros(n_videos, dtype=bool)
@@ -222,20 +209,21 @@ def _ranks_chunked(
     videos = np.flatnonzero(has_text)
     counts = np.zeros(n_videos, dtype=np.int64)
     col_sum = np.zeros(n_videos)
-    best_dsl = np.full(n_videos, -np.inf)
+    best_dsl = new_best(n_videos)
 
     # Pass 2: plain video->text counts, DSL column normalisers, best DSL (video->text) ground truths.
     for sl, block in blocks():
         lab = labels[sl]
         _v2t_count(block, lab, best.astype(block.dtype), counts)
         if dsl:
-            scratch = np.divide(block, temperature)
-            np.subtract(scratch, col_max.astype(block.dtype), out=scratch)
-            np.exp(scratch, out=scratch)
-            _accumulate_rows(scratch, col_sum)
-            _dsl_scores(block, row_lse[sl, None].astype(block.dtype), temperature, out=scratch)
-            _gather_best(scratch, lab, best_dsl)
-            del scratch
+            for piece in _pieces(sl, chunk):
+                rows = block[piece.start - sl.start : piece.stop - sl.start]
+                scratch = np.divide(rows, temperature, dtype=np.float64)
+                scratch -= col_max
+                np.exp(scratch, out=scratch)
+                _accumulate_rows(scratch, col_sum)
+                del scratch
+                dsl_gather_best(*dsl_keys(rows, row_lse[piece, None], temperature), labels[piece], best_dsl)
         del block
 
     plain = RetrievalRanks(t2v, 1 + counts[videos], videos, n_videos, n_texts)
@@ -247,14 +235,33 @@ def _ranks_chunked(
     counts_dsl = np.zeros(n_videos, dtype=np.int64)
     # Pass 3: DSL text->video ranks (prior over texts) and video->text counts (prior over videos).
     for sl, block in blocks():
-        lab = labels[sl]
-        scratch = np.empty_like(block)
-        _dsl_scores(block, col_lse[None, :].astype(block.dtype), temperature, out=scratch)
-        t2v_dsl[sl] = _t2v_ranks(scratch, lab)
-        _dsl_scores(block, row_lse[sl, None].astype(block.dtype), temperature, out=scratch)
-        _v2t_count(scratch, lab, best_dsl.astype(block.dtype), counts_dsl)
-        del scratch, block
+        for piece in _pieces(sl, chunk):
+            rows, lab = block[piece.start - sl.start : piece.stop - sl.start], labels[piece]
+            t2v_dsl[piece] = dsl_t2v_ranks(*dsl_keys(rows, col_lse[None, :], temperature), lab)
+            dsl_v2t_count(*dsl_keys(rows, row_lse[piece, None], temperature), lab, best_dsl, counts_dsl)
+        del block
     return plain, RetrievalRanks(t2v_dsl, 1 + counts_dsl[videos], videos, n_videos, n_texts)
+
+
+def _pieces(sl: slice, chunk: int) -> Iterator[slice]:
+    """``sl`` in pieces of ``chunk // 16`` rows: DSL works in float64 with a few temporaries
+    (~35 bytes per score), so a sixteenth of the block keeps it under the block's own bytes
+    and the documented bound holds for DSL too. Exact: ranks are per row, counts add up, the
+    normalisers accumulate row by row."""
+    step = max(1, chunk // 16)
+    for start in range(sl.start, sl.stop, step):
+        yield slice(start, min(start + step, sl.stop))
+
+
+def _row_lse(block: np.ndarray, temperature: float, col_max: np.ndarray) -> np.ndarray:
+    """Per row ``log sum exp(block / T)`` in float64 (one reduction per row: the same whatever the
+    chunk), raising ``col_max`` to the block's column maxima of ``block / T`` on the way."""
+    z = np.divide(block, temperature, dtype=np.float64)
+    np.maximum(col_max, z.max(axis=0), out=col_max)
+    m = z.max(axis=1)
+    z -= m[:, None]
+    np.exp(z, out=z)
+    return m + np.log(np.array([np.add.reduce(row) for row in z]))
 
 
 def retrieval_ranks(
@@ -351,23 +358,8 @@ def retrieval_metrics_from_embeddings(
 
 
 def dual_softmax(sim: Any, temperature: float = DEFAULT_DSL_TEMPERATURE) -> tuple[np.ndarray, np.ndarray]:
-    """Dense DSL re-scoring of a whole ``[n_texts, n_videos]`` matrix, for inspection and small sets.
-
-    Returns ``(t2v_scores, v2t_scores)`` in float64: ``sim * softmax(sim / T, over texts)`` ranks
-    videos for each text (the prior says how much a video prefers this text over the other
-    texts of the test set), and ``sim * softmax(sim / T, over videos)`` ranks texts for each
-    video. The prior uses the whole test set, hence "report beside the plain numbers". The
-    chunked :func:`retrieval_metrics` computes the same scores without the full matrix."""
-    if not temperature > 0:
-        raise ValueError(f"DSL temperature must be > 0, got {temperature}")
-    s = _to_numpy(sim).astype(np.float64)
-    z = s / temperature
-
-    def softmax(axis: int) -> np.ndarray:
-        e = np.exp(z - z.max(axis=axis, keepdims=True))
-        return e / e.sum(axis=axis, keepdims=True)
-
-    return s * softmax(0), s * softmax(1)
+    """:func:`vidla_eval.dsl.dual_softmax` (the float64 definition) of a matrix or tensor of any dtype."""
+    return _dual_softmax(_to_numpy(sim), temperature)
 
 
 def format_table(metrics: dict[str, Any]) -> str:
