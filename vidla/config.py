@@ -118,7 +118,15 @@ class DataConfig(_Section):
     )
     split: str = Field("train", description="Only samples whose json.split equals this are used.")
     batch_size: int = Field(
-        32, ge=1, description="Clips per process and step; the global batch is this x world size."
+        32,
+        ge=1,
+        description="Clips per process and loader batch (micro-batch); the global contrastive batch is this x "
+        "world size x optim.accum_steps.",
+    )
+    distinct_videos: bool = Field(
+        True,
+        description="Training batches hold at most one clip per source video (json.video_id): a clip whose video "
+        "is already in the forming batch waits for a later one, so no positive pair's video is also a negative.",
     )
     num_workers: int = Field(4, ge=0, description="DataLoader worker processes per training process.")
     prefetch_factor: int = Field(4, ge=1, description="Batches each worker prepares ahead.")
@@ -221,6 +229,13 @@ class RunConfig(_Section):
     resume: str = Field(
         "auto",
         description="'auto': continue from the newest checkpoint in output_dir; 'never'; or a checkpoint path.",
+    )
+    accum_steps: int = Field(
+        1,
+        ge=1,
+        description="Loader batches (micro-batches) per optimiser step, trained as one contrastive batch of "
+        "data.batch_size x accum_steps clips per process with the feature cache (vidla_train.train_step): the "
+        "same gradient as the large batch, for the memory of one micro-batch and one more no-grad forward.",
     )
 
 

@@ -6,7 +6,9 @@
 Each step (:func:`vidla_train.train_step.train_step`, which benchmarks reuse) embeds a batch
 (video, subtitle-side and caption-side texts), computes the two-term InfoNCE with features
 gathered across ranks, and takes an AdamW step under a warm-up + cosine schedule with
-gradient clipping. Every ``ckpt_every`` steps (and at
+gradient clipping. With ``optim.accum_steps: k`` a step takes k loader batches and trains
+them as one contrastive batch (feature-cache accumulation), so the global batch is
+``data.batch_size x GPUs x k``. Every ``ckpt_every`` steps (and at
 the end) rank 0 writes a checkpoint; a rerun with the same ``output_dir`` continues from
 the newest one exactly: same step, same batches, same loss. Rank 0 logs to the console,
 to TensorBoard (``OUTPUT/tb``) and to ``OUTPUT/metrics.jsonl``, with global samples/s and
@@ -183,9 +185,9 @@ def _log_start(cfg: TrainConfig, info: DistInfo, state: TrainingState) -> None:
     if info.is_main:
         params = sum(p.numel() for p in state.model.parameters())
         log.info(
-            "training %s (%s, %.1fM parameters) on %d x %s, batch %d x %d, steps %d..%d",
+            "training %s (%s, %.1fM parameters) on %d x %s, batch %d x %d x %d accumulated, steps %d..%d",
             cfg.model.arch, cfg.model.clip or "random CLIP", params / 1e6, info.world_size, info.device,
-            info.world_size, cfg.data.batch_size, state.step + 1, cfg.train.steps,
+            info.world_size, cfg.data.batch_size, cfg.optim.accum_steps, state.step + 1, cfg.train.steps,
         )  # fmt: skip
 
 
@@ -209,7 +211,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     _set_up_device_math(cfg, info)
     state = build_state(cfg, info)
     forward = _data_parallel(state.model, info)
-    batches = build_batches(cfg, info, state.model, state.step)
+    accum = cfg.optim.accum_steps
+    batches = build_batches(cfg, info, state.model, state.step * accum)
     loss_fn = VidLALoss(cfg.loss.subtitle_weight, cfg.loss.caption_weight)
     autocast = _autocast(run.precision, info.device)
     metrics_log = MetricsLog(Path(run.output_dir), info.is_main)
@@ -219,15 +222,14 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     state.model.train()
     while state.step < run.steps:
         wait_start = time.perf_counter()
-        batch = next(batches)
+        micro = [next(batches) for _ in range(accum)]
         data_wait = time.perf_counter() - wait_start
-        result = train_step(state.model, batch, loss_fn, state.opt, forward=forward, autocast=autocast)
+        result = train_step(state.model, micro, loss_fn, state.opt, forward=forward, autocast=autocast)
         state.step += 1
         window.add(result, data_wait)
         if _due(state.step, run.log_every, run.steps):
-            last = window.close(
-                result, state.opt, state.model.logit_scale, info, cfg.data.batch_size, cfg.model.num_frames
-            )
+            clips = cfg.data.batch_size * accum
+            last = window.close(result, state.opt, state.model.logit_scale, info, clips, cfg.model.num_frames)
             metrics_log.write(state.step, last)
         if _due(state.step, run.ckpt_every, run.steps):
             _save(cfg, info, state)
