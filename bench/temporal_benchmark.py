@@ -115,7 +115,7 @@ def model_config(arch: str, budget: Budget) -> ModelConfig:
             },
             "arch": arch,
             "num_frames": budget.frames,
-            "max_frames": max(16, budget.frames),
+            "temporal_positions": budget.frames,
             "mst_levels": 3,
             "mst_per_level": 2,
             "mst_stride": 2,

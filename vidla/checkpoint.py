@@ -85,3 +85,27 @@ def find_resume(output_dir: Path, resume: str) -> Path | None:
     if not path.is_file():
         raise FileNotFoundError(f"resume checkpoint {path} does not exist")
     return path
+
+
+TEMPORAL_KEY = "video.temporal_embedding"
+
+
+def upgrade_model_state(model_config: dict[str, Any], weights: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A checkpoint's model config and weights in the current layout (unchanged if already current).
+
+    Checkpoints written before ``model.temporal_positions`` stored ``max_frames`` (32) rows of
+    temporal positions and used rows ``[:T]`` at T frames; a model trained at T therefore has
+    exactly rows ``0..T-1`` trained. Those T rows are kept and ``temporal_positions = T``, so
+    the upgraded model computes exactly what the old one did at its training T, and any other
+    T now interpolates trained rows instead of reading untrained ones.
+    """
+    if "max_frames" not in model_config:
+        return model_config, weights
+    cfg = {k: v for k, v in model_config.items() if k != "max_frames"}
+    trained = int(cfg.get("num_frames", 12))
+    cfg["temporal_positions"] = trained
+    weights = dict(weights)
+    if TEMPORAL_KEY in weights:
+        weights[TEMPORAL_KEY] = weights[TEMPORAL_KEY][:trained].clone()
+    return cfg, weights
+

@@ -41,6 +41,11 @@ class RandomClipConfig(_Section):
     projection_dim: int = Field(512, ge=1)
 
 
+#: Frames per video in retrieval evaluation (zero-shot and fine-tuned): the paper fine-tunes and tests
+#: retrieval at 32 and evaluates zero-shot Kinetics at 32; stated once, here (``ModelConfig.eval_frames``).
+EVAL_FRAMES = 32
+
+
 class ModelConfig(_Section):
     """The two towers (see :mod:`vidla.video_tower`, :mod:`vidla.text_tower`) and their initialisation."""
 
@@ -60,10 +65,29 @@ class ModelConfig(_Section):
         description="'vidla': the paper's video tower; 'meanpool': CLIP4Clip-style mean of frame embeddings.",
     )
     num_frames: int = Field(
-        12, ge=1, description="T, frames per clip (paper: 12 in pre-training, 32 in fine-tuning)."
+        12, ge=1, description="T, frames per training clip (paper: 12 in pre-training, 32 in fine-tuning)."
     )
-    max_frames: int = Field(32, ge=1, description="Rows of the temporal position embedding (>= num_frames).")
-    mst_levels: int = Field(3, ge=0, description="U, levels of [MST] tokens.")
+    eval_frames: int = Field(
+        EVAL_FRAMES,
+        ge=1,
+        description="Frames per video in retrieval evaluation, zero-shot and fine-tuned alike (the paper's 32); "
+        "vidla_eval.eval_retrieval --frames overrides it.",
+    )
+    temporal_positions: int = Field(
+        12,
+        ge=1,
+        description="Rows of the temporal position embedding: the frame count they are trained at (pre-training's "
+        "12, kept when fine-tuning at 32). Any other T reads them linearly interpolated over the clip's time "
+        "(vidla.video_tower.temporal_interpolation), in training and evaluation alike.",
+    )
+    local_temporal: bool = Field(
+        True,
+        description="The spatially-local temporal attention in every layer; false is the paper's ablation without "
+        "it (Table 4): the layers have no temporal parameters.",
+    )
+    mst_levels: int = Field(
+        3, ge=0, description="U, levels of [MST] tokens; 0: no [MST] tokens, 1: no hierarchy (ablations)."
+    )
     mst_per_level: int = Field(4, ge=0, description="V, [MST] tokens per level.")
     mst_stride: int = Field(2, ge=1, description="r: level u sees the patches of every r**u-th frame.")
     patch_attends_cls: bool = Field(
@@ -94,10 +118,19 @@ class ModelConfig(_Section):
         "run (train.resume) ignores it.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_max_frames(cls, data: Any) -> Any:
+        """``max_frames`` (rows beyond the trained frame count, sliced per T) is gone; say what replaced it."""
+        if isinstance(data, dict) and "max_frames" in data:
+            raise ValueError(
+                "model.max_frames was replaced by model.temporal_positions (the trained frame count, interpolated "
+                "to any T); for a checkpoint saved with max_frames use vidla.checkpoint.upgrade_model_state"
+            )
+        return data
+
     @model_validator(mode="after")
-    def _frames_fit(self) -> ModelConfig:
-        if self.num_frames > self.max_frames:
-            raise ValueError(f"num_frames={self.num_frames} exceeds max_frames={self.max_frames}")
+    def _tokenizer_given(self) -> ModelConfig:
         if self.clip is None and self.tokenizer is None:
             raise ValueError("a random CLIP (clip: null) needs an explicit tokenizer (e.g. 'bytes')")
         return self

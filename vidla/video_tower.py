@@ -8,7 +8,8 @@ they do not wrap HF's modules because VidLA changes the inside of every layer.
 * :class:`ClipImageTower`: CLIP's image tower, frame by frame. The baseline that
   VidLA's speed is measured against, and the trunk of :class:`MeanPoolVideoTower`.
 * :class:`VidLAVideoTower`: T frames of patch tokens with CLIP's spatial and new
-  temporal position embeddings, one [CLS], U*V [MST] tokens; each layer runs a
+  temporal position embeddings (trained at one frame count, linearly interpolated to
+  any other: :func:`temporal_interpolation`), one [CLS], U*V [MST] tokens; each layer runs a
   spatially-local temporal attention (zero-initialised output, so it starts as an
   identity) then the global attention with the asymmetric mask; the video embedding
   is the projected final [CLS].
@@ -18,6 +19,7 @@ they do not wrap HF's modules because VidLA changes the inside of every layer.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -84,15 +86,22 @@ class ClipBlock(nn.Module):
 
 
 class VidLABlock(ClipBlock):
-    """A CLIP layer preceded by VidLA's spatially-local temporal attention, with the masked global attention."""
+    """A CLIP layer preceded by VidLA's spatially-local temporal attention, with the masked global attention.
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int, act: str, eps: float) -> None:
+    ``local_temporal=False`` is the paper's ablation without the temporal attention (Table 4):
+    the block then has no temporal parameters at all (nothing unused for DDP to trip over) and
+    is CLIP's layer with the global mask.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, act: str, eps: float, local_temporal: bool = True) -> None:
         super().__init__(dim, heads, mlp_dim, act, eps)
-        self.ln_t = nn.LayerNorm(dim, eps=eps)
-        self.temporal = SelfAttention(dim, heads)
-        # Zero output projection: the temporal branch adds exactly 0 at initialisation.
-        nn.init.zeros_(self.temporal.out.weight)
-        nn.init.zeros_(self.temporal.out.bias)
+        self.local_temporal = local_temporal
+        if local_temporal:
+            self.ln_t = nn.LayerNorm(dim, eps=eps)
+            self.temporal = SelfAttention(dim, heads)
+            # Zero output projection: the temporal branch adds exactly 0 at initialisation.
+            nn.init.zeros_(self.temporal.out.weight)
+            nn.init.zeros_(self.temporal.out.bias)
 
     def temporal_sublayer(self, patches: torch.Tensor, frames: int) -> torch.Tensor:
         """``Z_SlT = MMSA(LN(Z), M_local) + Z`` on the frame-major patch tokens ``(B, T*N, D)``.
@@ -111,8 +120,9 @@ class VidLABlock(ClipBlock):
 
     def forward(self, z: torch.Tensor, layout: TokenLayout, summary_mask: torch.Tensor) -> torch.Tensor:
         """``(B, S, D)`` -> ``(B, S, D)``: temporal attention on patches, then global attention, then MLP."""
-        p = layout.prefix
-        z = torch.cat([z[:, :p], self.temporal_sublayer(z[:, p:], layout.frames)], dim=1)
+        if self.local_temporal:
+            p = layout.prefix
+            z = torch.cat([z[:, :p], self.temporal_sublayer(z[:, p:], layout.frames)], dim=1)
         q, k, v = self.attn.project(self.ln_1(z))
         z = z + self.attn.merge(factored_global_attention(q, k, v, layout, summary_mask))
         return z + self.mlp(self.ln_2(z))
@@ -123,7 +133,7 @@ class _ClipVisionTrunk(nn.Module):
 
     block_type: type[ClipBlock] = ClipBlock
 
-    def __init__(self, vision_config: Any, projection_dim: int) -> None:
+    def __init__(self, vision_config: Any, projection_dim: int, **block_options: Any) -> None:
         super().__init__()
         c = vision_config
         dim = c.hidden_size
@@ -135,7 +145,9 @@ class _ClipVisionTrunk(nn.Module):
         self.position_embedding = nn.Parameter(torch.randn(1 + self.num_patches, dim) * 0.02)
         self.pre_ln = nn.LayerNorm(dim, eps=c.layer_norm_eps)
         self.blocks = nn.ModuleList(
-            self.block_type(dim, c.num_attention_heads, c.intermediate_size, c.hidden_act, c.layer_norm_eps)
+            self.block_type(
+                dim, c.num_attention_heads, c.intermediate_size, c.hidden_act, c.layer_norm_eps, **block_options
+            )
             for _ in range(c.num_hidden_layers)
         )
         self.post_ln = nn.LayerNorm(dim, eps=c.layer_norm_eps)
@@ -188,8 +200,41 @@ class MeanPoolVideoTower(nn.Module):
         return F.normalize(frames, dim=-1).view(b, t, -1).mean(dim=1)
 
 
+@lru_cache(maxsize=64)
+def temporal_interpolation(frames: int, rows: int) -> torch.Tensor:
+    """``(frames, rows)`` weights that turn ``rows`` trained temporal positions into ``frames`` positions.
+
+    A row stands for a moment of the clip, not an index: frames are the middles of T equal
+    segments (:mod:`vidla.frames`), so row ``r`` of ``R`` was trained at relative time
+    ``(r + 0.5) / R`` for clips of every length. Frame ``t`` of ``T`` sits at ``(t + 0.5) / T``
+    and gets the piecewise-linear value of the rows there, i.e. fractional row
+    ``(t + 0.5) * R / T - 0.5``, clamped to ``[0, R - 1]`` (before the first row's moment and
+    after the last one's it takes that row). This is ``F.interpolate(mode="linear",
+    align_corners=False)`` along time, the half-pixel rule ViT/CLIP use to resample spatial
+    positions; with ``T == R`` it is exactly the identity. Each output row is a convex
+    combination of at most two trained rows, so no untrained parameter is ever read.
+    Cached (float64, CPU): callers must not modify the result.
+    """
+    if frames < 1 or rows < 1:
+        raise ValueError(f"need at least one frame and one position row, got {frames} and {rows}")
+    src = ((torch.arange(frames, dtype=torch.float64) + 0.5) * rows / frames - 0.5).clamp(0, rows - 1)
+    lo = src.floor().long()
+    hi = (lo + 1).clamp(max=rows - 1)
+    frac = src - lo
+    weights = torch.zeros(frames, rows, dtype=torch.float64)
+    weights[torch.arange(frames), lo] += 1 - frac
+    weights[torch.arange(frames), hi] += frac
+    return weights
+
+
 class VidLAVideoTower(_ClipVisionTrunk):
-    """VidLA's video tower: ``(B, T, 3, H, W)`` -> ``(B, P)`` projected final [CLS] (not normalised)."""
+    """VidLA's video tower: ``(B, T, 3, H, W)`` -> ``(B, P)`` projected final [CLS] (not normalised).
+
+    ``temporal_positions`` rows of temporal position embedding are stored: the frame count
+    the model is pre-trained at. Any other T (32-frame fine-tuning, evaluation) reads them
+    through :func:`temporal_interpolation`, so the same rows train at 12 frames and serve
+    32, and the parameter shapes never depend on T.
+    """
 
     block_type = VidLABlock
 
@@ -198,20 +243,29 @@ class VidLAVideoTower(_ClipVisionTrunk):
         vision_config: Any,
         projection_dim: int,
         *,
-        max_frames: int = 32,
+        temporal_positions: int = 12,
         mst_levels: int = 3,
         mst_per_level: int = 4,
         mst_stride: int = 2,
         patch_attends_cls: bool = False,
+        local_temporal: bool = True,
     ) -> None:
-        super().__init__(vision_config, projection_dim)
+        super().__init__(vision_config, projection_dim, local_temporal=local_temporal)
         dim = vision_config.hidden_size
-        self.max_frames = max_frames
         self.mst_levels, self.mst_per_level, self.mst_stride = mst_levels, mst_per_level, mst_stride
         self.patch_attends_cls = patch_attends_cls
+        self.local_temporal = local_temporal
         # Zero temporal positions: at initialisation every frame is embedded exactly as CLIP embeds an image.
-        self.temporal_embedding = nn.Parameter(torch.zeros(max_frames, dim))
+        self.temporal_embedding = nn.Parameter(torch.zeros(temporal_positions, dim))
         self.mst_tokens = nn.Parameter(torch.randn(mst_levels * mst_per_level, dim) * dim**-0.5)
+
+    def temporal_positions(self, frames: int) -> torch.Tensor:
+        """``(T, D)`` temporal position embeddings for ``frames`` frames (the stored rows when T matches)."""
+        rows = self.temporal_embedding
+        if frames == rows.shape[0]:
+            return rows
+        weights = temporal_interpolation(frames, rows.shape[0]).to(rows.device, rows.dtype)
+        return weights @ rows
 
     def layout(self, frames: int) -> TokenLayout:
         return TokenLayout(
@@ -226,11 +280,9 @@ class VidLAVideoTower(_ClipVisionTrunk):
     def tokens(self, video: torch.Tensor) -> torch.Tensor:
         """``(B, T, 3, H, W)`` -> the pre-normalised sequence ``(B, 1+UV+TN, D)``."""
         b, t = video.shape[:2]
-        if t > self.max_frames:
-            raise ValueError(f"{t} frames exceed max_frames={self.max_frames}")
         x = self.patch_tokens(video.flatten(0, 1))  # (B*T, N, D)
         n, d = x.shape[1:]
-        x = (x.view(b, t, n, d) + self.temporal_embedding[:t, None, :]).reshape(b, t * n, d)  # (B, T*N, D)
+        x = (x.view(b, t, n, d) + self.temporal_positions(t)[:, None, :]).reshape(b, t * n, d)  # (B, T*N, D)
         cls = (self.class_embedding + self.position_embedding[0]).expand(b, 1, d)
         mst = self.mst_tokens.expand(b, -1, -1)  # (B, UV, D)
         return self.pre_ln(torch.cat([cls.to(x.dtype), mst.to(x.dtype), x], dim=1))
@@ -277,5 +329,7 @@ def init_temporal_from_clip(tower: VidLAVideoTower) -> None:
     only decides what the temporal attention attends to once the output starts to learn.
     """
     for block in tower.blocks:
+        if not block.local_temporal:
+            continue
         block.ln_t.load_state_dict(block.ln_1.state_dict())
         block.temporal.qkv.load_state_dict(block.attn.qkv.state_dict())

@@ -159,11 +159,12 @@ def build_video_tower(cfg: ModelConfig, clip: nn.Module) -> nn.Module:
         tower = VidLAVideoTower(
             vision_config,
             projection_dim,
-            max_frames=cfg.max_frames,
+            temporal_positions=cfg.temporal_positions,
             mst_levels=cfg.mst_levels,
             mst_per_level=cfg.mst_per_level,
             mst_stride=cfg.mst_stride,
             patch_attends_cls=cfg.patch_attends_cls,
+            local_temporal=cfg.local_temporal,
         )
         load_clip_vision(tower, clip.vision_model, clip.visual_projection)
         if cfg.temporal_init == "clip":

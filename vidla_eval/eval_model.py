@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from vidla.checkpoint import list_checkpoints, load_checkpoint
+from vidla.checkpoint import list_checkpoints, load_checkpoint, upgrade_model_state
 from vidla.config import ModelConfig, load_config
 from vidla.text_tower import Tokenizer
 from vidla.vidla import VidLA, build_model, load_clip, model_tokenizer
@@ -41,10 +41,14 @@ def resolve_checkpoint(path: Path) -> Path:
 
 
 def _eval_model_config(cfg: ModelConfig, frames: int | None) -> ModelConfig:
-    """Evaluation needs no gradient checkpointing and (unless asked) no compilation."""
-    update: dict[str, Any] = {"grad_checkpointing": False, "compile": False}
-    if frames is not None:
-        update["num_frames"] = frames
+    """The model config evaluation runs with: ``num_frames`` = ``frames`` or the config's ``eval_frames``
+    (the same for a trained checkpoint and a zero-shot initialisation; the temporal positions
+    interpolate to it), no gradient checkpointing and no compilation."""
+    update: dict[str, Any] = {
+        "grad_checkpointing": False,
+        "compile": False,
+        "num_frames": cfg.eval_frames if frames is None else frames,
+    }
     return ModelConfig.model_validate({**cfg.model_dump(), **update})
 
 
@@ -60,10 +64,10 @@ def load_model(
     if checkpoint is not None:
         path = resolve_checkpoint(checkpoint)
         state = load_checkpoint(path, "cpu")
-        saved = ModelConfig.model_validate(state["config"]["model"])
-        cfg = _eval_model_config(saved, frames)
+        saved_cfg, weights = upgrade_model_state(state["config"]["model"], state["model"])
+        cfg = _eval_model_config(ModelConfig.model_validate(saved_cfg), frames)
         model = build_model(cfg, clip=load_clip(cfg, pretrained=False))
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
         source, step = str(path), int(state.get("step", 0))
     elif config is not None:
         cfg = _eval_model_config(load_config(config, overrides).model, frames)

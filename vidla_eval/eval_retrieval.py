@@ -23,8 +23,12 @@ Two kinds of test set:
   1k-A, DiDeMo and ActivityNet paragraph-to-video, MSVD and VATEX (multi-caption).
 
 Frames are taken as in training's evaluation mode: the middle of T equal segments, centre
-crop; T is the checkpoint's ``num_frames`` unless ``--frames`` says otherwise (fine-tuned
-models use 32).
+crop; T is the model config's ``eval_frames`` (32, the paper's, for a zero-shot
+initialisation, a pre-trained and a fine-tuned checkpoint alike) unless ``--frames`` says
+otherwise; the temporal positions interpolate to it (:func:`vidla.video_tower.temporal_interpolation`).
+
+``--gallery-size K`` (shards only) ranks K clips per scale and field drawn with
+``--gallery-seed``, as the paper's hierarchical test ranks 1K clips per scale.
 """
 
 from __future__ import annotations
@@ -185,16 +189,31 @@ class EvalSet:
     text_to_video: np.ndarray  # (n_texts,) int
 
 
-def shard_sets(emb: ShardEmbeddings) -> Iterator[EvalSet]:
-    """``scale/field`` sets for each scale and ``all``; a set holds the clips that have the field."""
+def gallery_rows(rows: np.ndarray, size: int | None, seed: int, set_index: int) -> np.ndarray:
+    """``size`` of ``rows`` drawn without replacement (all of them when there are fewer), sorted.
+
+    The paper's hierarchical test ranks 1K clips per scale; R@K depends on the gallery's size,
+    so scales of different sizes are only comparable at a fixed one. Each set draws from its own
+    generator, seeded by ``(seed, set_index)``: the same clips for a given seed whatever else is
+    evaluated, and a different seed gives an independent draw (report the spread over seeds)."""
+    if size is None or rows.size <= size:
+        return rows
+    rng = np.random.default_rng([seed, set_index])
+    return np.sort(rng.choice(rows, size=size, replace=False))
+
+
+def shard_sets(emb: ShardEmbeddings, gallery_size: int | None = None, seed: int = 0) -> Iterator[EvalSet]:
+    """``scale/field`` sets for each scale and ``all``; a set holds the clips that have the field,
+    or ``gallery_size`` of them drawn with ``seed`` (:func:`gallery_rows`)."""
     scales = np.asarray(emb.scales)
     video = np.stack(emb.video)
     texts = {name: np.stack(emb.text[name]) for name in TEXT_FIELDS}
     valid = {name: np.asarray(emb.valid[name], bool) for name in TEXT_FIELDS}
-    for scale in (*SCALES, "all"):
+    for i, scale in enumerate((*SCALES, "all")):
         in_scale = np.ones(len(scales), bool) if scale == "all" else scales == scale
-        for name in TEXT_FIELDS:
+        for j, name in enumerate(TEXT_FIELDS):
             rows = np.flatnonzero(in_scale & valid[name])
+            rows = gallery_rows(rows, gallery_size, seed, i * len(TEXT_FIELDS) + j)
             yield EvalSet(f"{scale}/{name}", texts[name][rows], video[rows], np.arange(rows.size))
 
 
@@ -253,7 +272,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a benchmark video without a local file: stop (default; the standard test sets are fixed-size), "
         "or skip it and record it in metrics.json (e.g. DiDeMo's dead links)",
     )
-    p.add_argument("--frames", type=int, help="frames per video (default: the checkpoint's num_frames)")
+    p.add_argument(
+        "--frames", type=int, help="frames per video (default: the model config's eval_frames, 32 unless changed)"
+    )
+    p.add_argument(
+        "--gallery-size",
+        type=int,
+        help="with --shards: rank a random gallery of this many clips per scale and field (the paper's "
+        "hierarchical test: 1000); default: every test clip",
+    )
+    p.add_argument("--gallery-seed", type=int, default=0, help="seed of the --gallery-size draw")
     p.add_argument("--batch-size", type=int, default=16, help="videos per forward pass")
     p.add_argument("--workers", type=int, default=2, help="frame-decoding worker processes")
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu or cuda")
@@ -270,6 +298,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--benchmark needs --benchmark-root")
     if args.frames is not None and args.frames < 1:
         p.error("--frames must be >= 1")
+    if args.gallery_size is not None and (args.gallery_size < 2 or not args.shards):
+        p.error("--gallery-size goes with --shards and must be >= 2")
     return args
 
 
@@ -282,8 +312,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     if args.shards:
         emb = encode_shards(encoder, str(args.shards), args.split, frames, size, args.batch_size, args.workers)
-        sets = list(shard_sets(emb))
-        dataset = {"kind": "shards", "root": str(args.shards), "split": args.split}
+        sets = list(shard_sets(emb, args.gallery_size, args.gallery_seed))
+        dataset = {
+            "kind": "shards",
+            "root": str(args.shards),
+            "split": args.split,
+            "gallery_size": args.gallery_size,
+            "gallery_seed": args.gallery_seed,
+        }
     else:
         from vidla_eval.benchmarks import load_benchmark
 

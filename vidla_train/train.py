@@ -35,7 +35,14 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from vidla.checkpoint import find_resume, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vidla.checkpoint import (
+    find_resume,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    upgrade_model_state,
+)
 from vidla.config import TrainConfig, load_config
 from vidla.data import ClipDataset, worker_loader
 from vidla.distributed import DistInfo, cleanup, init_distributed
@@ -87,13 +94,15 @@ def load_init_weights(model: VidLA, path: str | Path) -> None:
     """Initialise ``model`` from a VidLA checkpoint's weights only (fine-tuning starts a fresh optimiser and step).
 
     Accepts the trainer's checkpoints (the ``model`` entry) and bare state dicts. Loading is
-    strict: a checkpoint of another architecture (sizes, ``max_frames``, [MST] layout) is an
+    strict: a checkpoint of another architecture (sizes, ``temporal_positions``, [MST] layout) is an
     error naming the mismatched keys, not a silently half-initialised model.
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"model.init_checkpoint {path} does not exist")
     state = load_checkpoint(Path(path), "cpu")
     weights = state["model"] if isinstance(state.get("model"), dict) else state
+    if "config" in state:  # a checkpoint of max_frames rows keeps the rows its training T used
+        weights = upgrade_model_state(state["config"]["model"], weights)[1]
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:

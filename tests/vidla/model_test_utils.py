@@ -31,7 +31,7 @@ def tiny_model_config(**overrides: Any) -> ModelConfig:
         "context_length": 48,
         "random_clip": {"vision": TINY_VISION, "text": TINY_TEXT, "projection_dim": 16},
         "num_frames": 4,
-        "max_frames": 8,
+        "temporal_positions": 4,
         "mst_levels": 2,
         "mst_per_level": 2,
         "mst_stride": 2,

@@ -60,7 +60,7 @@ def test_given_model_values_win_over_the_preset_and_sections_merge_key_by_key(tm
     assert model.num_frames == 4 and model.random_clip.projection_dim == 32
     tiny = load_preset("vidla-tiny")
     assert model.random_clip.vision == tiny["random_clip"]["vision"]  # kept from the preset
-    assert model.max_frames == 16  # the preset's, not the class default (32)
+    assert model.temporal_positions == 8  # the preset's, not the class default (12)
 
 
 def test_overrides_apply_before_the_preset_so_they_can_switch_it() -> None:

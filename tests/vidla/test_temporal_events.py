@@ -157,7 +157,7 @@ def _towers() -> tuple[MeanPoolVideoTower, VidLAVideoTower]:
         patch_size=8,
     )  # fmt: skip
     torch.manual_seed(0)
-    vidla = VidLAVideoTower(config, 16, max_frames=16, mst_levels=3, mst_per_level=2, mst_stride=2)
+    vidla = VidLAVideoTower(config, 16, temporal_positions=FRAMES, mst_levels=3, mst_per_level=2, mst_stride=2)
     with torch.no_grad():
         vidla.temporal_embedding.normal_(0, 0.5)  # as after training: frames know their time
     return MeanPoolVideoTower(config, 16).eval(), vidla.eval()
