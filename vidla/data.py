@@ -16,6 +16,10 @@ Training reads ``shards/{short,medium,long}/shard-*.tar`` (the tars commit manif
 * **Scale mixing.** Each scale is its own shuffled sample stream; every sample comes from
   a scale drawn by the configured weights (default: shard counts, about uniform over
   clips).
+* **One clip per video per batch.** Shards hold a video's clips together, so a shuffle buffer
+  alone leaves several clips of one video in a batch, each the others' false negative;
+  with ``data.distinct_videos`` (default) a clip whose video is already in the forming batch
+  waits for a later one (:mod:`vidla.batching`).
 * **Deterministic and resumable.** All randomness (shard draws, shuffle buffers, the mix,
   each sample's frame offsets and crop) is seeded from ``(seed, rank, worker, position)``,
   so the stream is a function of the step: resuming at step ``s`` skips the samples of
@@ -46,6 +50,7 @@ from webdataset.handlers import warn_and_continue
 from webdataset.tariterators import group_by_keys, tar_file_expander, tarfile_samples
 
 from curate.storage import Storage, is_uri
+from vidla.batching import DEFER_LIMIT_PER_CLIP, DistinctVideos, video_of_key
 from vidla.config import DataConfig
 from vidla.frames import decode_jpegs, decode_mp4, draw_crop, segment_indices, segment_times
 from vidla.shard_sources import ScaleSource, scale_sources
@@ -75,6 +80,12 @@ def _first_text(meta: dict[str, Any], fields: list[str]) -> str | None:
         if isinstance(value, str) and value.strip():
             return value.strip()
     return None
+
+
+def sample_video(sample: dict[str, Any]) -> str:
+    """The source video of an admitted sample: ``json.video_id``, else the key's video part."""
+    video = sample["__meta__"].get("video_id")
+    return str(video) if video else video_of_key(str(sample.get("__key__", "")))
 
 
 def seeded_rng(*parts: object) -> random.Random:
@@ -127,17 +138,28 @@ def clip_batches(
     skip: int,
     batch_size: int,
     keep_last: bool,
+    video_of: Callable[[Item], str] | None = None,
 ) -> Iterator[list[Clip]]:
     """Decoded clips of a slot's item stream, ``batch_size`` at a time, for both training datasets.
 
     Item ``position`` decodes with a generator seeded by ``(seed, slot, position)``, so the
     first ``skip`` items are passed over without decoding and a resume continues exactly. An
     item that fails to decode is logged and dropped (also on resume): one broken file must
-    not stop a run; ``describe(item)`` names it in the log.
+    not stop a run; ``describe(item)`` names it in the log. With ``video_of`` no batch holds
+    two items of one video (:class:`vidla.batching.DistinctVideos` defers the second); the
+    skipped items replay those deferrals, so resuming stays exact.
     """
+    distinct = DistinctVideos(video_of, DEFER_LIMIT_PER_CLIP * batch_size) if video_of is not None else None
+    stream = distinct.candidates(enumerate(items)) if distinct is not None else enumerate(items)
     batch: list[Clip] = []
-    for position, item in enumerate(items):
-        if position < skip:
+    skipped = 0
+    for position, item in stream:
+        if skipped < skip:
+            skipped += 1
+            if distinct is not None:
+                distinct.place(item)
+                if skipped % batch_size == 0:
+                    distinct.new_batch()
             continue
         try:
             clip = decode(item, seeded_rng("sample", seed, slot, position))
@@ -145,9 +167,13 @@ def clip_batches(
             log.warning("skipping %s: %s: %s", describe(item), type(exc).__name__, exc)
             continue
         batch.append(clip)
+        if distinct is not None:
+            distinct.place(item)
         if len(batch) == batch_size:
             yield batch
             batch = []
+            if distinct is not None:
+                distinct.new_batch()
     if batch and keep_last:
         yield batch
 
@@ -348,6 +374,7 @@ class ClipDataset(IterableDataset):
             skip=skip,
             batch_size=batch_size,
             keep_last=not self.train,
+            video_of=sample_video if self.train and self.cfg.distinct_videos else None,
         ):
             yield self.collate(clips)
 
