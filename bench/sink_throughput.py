@@ -39,7 +39,7 @@ from curate.ledger import VideoStatus
 from curate.records import Sample
 from curate.shard_batch import WrittenBatch, write_videos
 from curate.sink import DatasetWriter
-from curate.storage import Storage
+from vidla_format.storage import Storage
 
 CLIP_BYTES = 1024**2
 FRAMES, FRAME_BYTES = 16, 16 * 1024

@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from vidla.config import SCALES
+from vidla_format.layout import SCALES
 
 ARCHS = ("vidla", "meanpool")
 ROWS = (*SCALES, "all")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from curate.config import load_config
 from curate.lease import OutputLocked
-from curate.plan import SCALES
-from curate.run import CLIPS_FILE, RunSummary, run
-from curate.storage import Storage, redacted
+from curate.run import RunSummary, run
+from vidla_format.layout import CLIPS_FILE, SCALES
+from vidla_format.storage import Storage, redacted
 
 EXIT_LOCKED = 2
 """Exit status when another run holds the output (the same as for unusable arguments)."""

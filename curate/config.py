@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from curate.textgen.prompts import CAPTION_PROMPT, SUMMARY_PROMPT, SYSTEM_PROMPT
+from vidla_format.config_files import config_data, with_defaults
 
 
 class _Section(BaseModel):
@@ -288,56 +288,7 @@ class CurateConfig(_Section):
     keep_workdirs: bool = Field(False, description="Keep each video's work directory after its clips are written (debugging).")
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b=value`` -> (["a", "b"], value), the value parsed as YAML (so 3, 2.5, true, [en] work)."""
-    if "=" not in text:
-        raise ValueError(f"override {text!r} is not of the form key.sub=value")
-    key, raw = text.split("=", 1)
-    path = [part for part in key.strip().split(".") if part]
-    if not path:
-        raise ValueError(f"override {text!r} has an empty key")
-    return path, yaml.safe_load(raw)
-
-
-def config_data(path: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """The raw mapping of a YAML config with ``key.sub=value`` overrides applied (not yet validated)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text())
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a config file must hold a mapping")
-        data = loaded or {}
-    for item in overrides or []:
-        apply_override(data, item)
-    return data
-
-
-def apply_override(data: dict[str, Any], item: str) -> None:
-    """Set one ``key.sub=value`` override in a nested mapping (sections created as needed)."""
-    keys, value = parse_override(item)
-    node = data
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise ValueError(f"override {item!r}: {key} is not a section")
-    node[keys[-1]] = value
-
-
 PIPELINE_ONLY_SECTIONS = ("ray",)
-
-
-def with_defaults(default: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` laid over ``default``'s values, section by section.
-
-    So ``plan.short.min_s=4`` changes one field and keeps the scale's other defaults (a
-    scale has no class-level defaults: short, medium and long differ). Plain dict fields
-    (``samples.splits``) are replaced whole, never merged key by key.
-    """
-    out = default.model_dump()
-    for name, value in data.items():
-        current = getattr(default, name, None)
-        out[name] = with_defaults(current, value) if isinstance(current, BaseModel) and isinstance(value, dict) else value
-    return out
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> CurateConfig:

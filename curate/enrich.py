@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from curate.config import BackendConfig, TextGenConfig
-from curate.plan import SCALES
 from curate.records import Sample
 from curate.shards import data_of
 from curate.textgen.backend import Backend, load_backend, model_label
 from curate.textgen.hygiene import clean, first_sentence
 from curate.textgen.prompts import caption_prompt, prompt_version, summary_prompt
 from curate.textgen.runner import Job, Outcome, run_jobs
+from vidla_format.layout import SCALES
 
 STAGES = ("vlm", "llm")
 META = "text_meta"

@@ -26,9 +26,9 @@ import time
 import uuid
 from pathlib import Path
 
-from curate.storage import Storage, redacted
+from vidla_format.layout import LOCK_FILE
+from vidla_format.storage import Storage, redacted
 
-LOCK_FILE = ".lock"
 UNWRITTEN_GRACE_S = 10.0
 """A lock file still empty this long after its creation is from a holder that died while writing it."""
 

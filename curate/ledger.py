@@ -4,7 +4,7 @@ Rows are committed in small parquet parts under ``OUTPUT/.ledger/`` (each writte
 temporary name and renamed), so a crash loses at most the rows not yet committed, and
 ``videos.parquet`` is rebuilt from the parts (atomically) at the end of a run. The row of a
 video with clips is committed by the commit manifest that publishes its shards
-(:mod:`curate.commits`), so an ``ok`` row and all of the video's clips appear together.
+(:mod:`vidla_format.commits`), so an ``ok`` row and all of the video's clips appear together.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from curate.storage import Storage
+from vidla_format.layout import LEDGER_DIR, VIDEOS_FILE
+from vidla_format.storage import Storage
 
-LEDGER_DIR = ".ledger"
-VIDEOS_FILE = "videos.parquet"
 ID_CONFLICT = "id_conflict"
 """error_code of a row whose video_id is already committed (``ok``) for another URL: a permanent failure."""
 log = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ class Ledger:
     """Reads the committed status of every video and commits new rows.
 
     ``committed`` are the rows of videos whose clips commit manifests published
-    (:mod:`curate.commits`); they win over any part, since an ``ok`` video is never redone.
+    (:mod:`vidla_format.commits`); they win over any part, since an ``ok`` video is never redone.
     """
 
     def __init__(self, storage: Storage, committed: list[dict] | None = None):

@@ -33,8 +33,7 @@ from dataclasses import dataclass, field
 
 from curate.config import PlanConfig, ScaleConfig
 from curate.subtitles import Sentence
-
-SCALES = ("short", "medium", "long")
+from vidla_format.layout import SCALES
 
 
 @dataclass
@@ -65,11 +64,6 @@ class ClipPlan:
     @property
     def total(self) -> int:
         return sum(len(v) for v in self.clips.values())
-
-
-def clip_key(video_id: str, scale: str, index: int) -> str:
-    """Deterministic sample key, ``{video_id}_{scale}_{index:04d}``."""
-    return f"{video_id}_{scale}_{index:04d}"
 
 
 # --- 1. units ---------------------------------------------------------------------------------

@@ -15,12 +15,9 @@ from typing import Any
 
 from curate.analyze import Analysis
 from curate.cut import CutClip, keeps_audio
-from curate.plan import SCALES, ClipPlan, PlannedClip, clip_key
+from curate.plan import ClipPlan, PlannedClip
 from curate.probe import MediaInfo
-
-FORMAT_VERSION = 4
-"""2: clips are stream copies with MP4 edit lists (pre-roll hidden); ``preroll_s`` added. 3: commit manifests.
-4: shards are written by the workers and named ``shard-RUN-HASH`` (docs/dataset-format.md)."""
+from vidla_format.layout import FORMAT_VERSION, SCALES, clip_key
 
 
 @dataclass

@@ -18,8 +18,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from curate.plan import SCALES  # noqa: E402
-from curate.storage import Storage  # noqa: E402
+from vidla_format.layout import CLIPS_FILE, SCALES, VIDEOS_FILE  # noqa: E402
+from vidla_format.storage import Storage  # noqa: E402
 
 REPORT_FILE = "report.html"
 ASSETS_DIR = "report"
@@ -87,8 +87,8 @@ def _card(storage: Storage, clip: dict, frames_per_clip: int) -> str:
 
 def write_report(storage: Storage, stats: dict[str, Any]) -> None:
     """Write ``report.html`` and its assets from the dataset's ``clips.parquet`` and ledger."""
-    clips = storage.read_parquet("clips.parquet").to_pylist() if storage.exists("clips.parquet") else []
-    videos = storage.read_parquet("videos.parquet").to_pylist() if storage.exists("videos.parquet") else []
+    clips = storage.read_parquet(CLIPS_FILE).to_pylist() if storage.exists(CLIPS_FILE) else []
+    videos = storage.read_parquet(VIDEOS_FILE).to_pylist() if storage.exists(VIDEOS_FILE) else []
     storage.write_bytes(f"{ASSETS_DIR}/lengths.png", _histograms(clips))
     frames = int(stats.get("config", {}).get("samples", {}).get("frames_per_clip", 16))
     funnel = stats.get("funnel", {})

@@ -18,12 +18,13 @@ from tqdm import tqdm
 
 from curate.config import CurateConfig
 from curate.dedupe import dedupe
-from curate.sink import CLIPS_FILE, STATS_FILE, DatasetWriter
+from curate.sink import DatasetWriter
 from curate.source_plan import LedgerFilter, expand_batch
 from curate.sources import Rules, SourceRow, load_opt_out, read_classified
 from curate.video import VideoResult, curate_video
 from curate.workdir import private_workdir, remove_workdir
 from curate.workers import WorkerPool
+from vidla_format.layout import CLIPS_FILE, STATS_FILE
 
 __all__ = ["CLIPS_FILE", "STATS_FILE", "RunSummary", "run"]
 LISTING_THREADS = 4

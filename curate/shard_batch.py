@@ -3,7 +3,7 @@
 At cluster scale no single process can write every clip (issue 12: one driver sink tops out at
 about 100 samples/s), so shards are written by many processes, each handing the driver only a
 :class:`WrittenBatch`: the names of the shards it wrote, per scale, and its videos' ledger rows,
-never clip bytes. The driver then commits the batch with one manifest (:mod:`curate.commits`),
+never clip bytes. The driver then commits the batch with one manifest (:mod:`vidla_format.commits`),
 so every video of the batch becomes visible at every scale together with its row, or not at all.
 
 The same :class:`BatchWriter` serves the Ray pipeline's write stage (one batch per call, see
@@ -21,13 +21,12 @@ from pathlib import Path
 
 from curate.config import ShardsConfig
 from curate.ledger import VideoStatus
-from curate.plan import SCALES
 from curate.records import Sample
 from curate.redact import redact_text, redact_url
-from curate.shards import ShardWriter, batch_id
-from curate.storage import Storage
+from curate.shards import ShardWriter
+from vidla_format.layout import SCALES, SHARDS_DIR, batch_id
+from vidla_format.storage import Storage
 
-SHARDS_DIR = "shards"
 STORAGE_ENV = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
     "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_CA_BUNDLE",
@@ -145,7 +144,7 @@ def write_videos(storage: Storage, limits: ShardsConfig, run_id: str, videos: It
 
     Videos are written in ``video_id`` order and shards are named after the batch's video ids, so a
     retried task with the same videos writes the same shards under the same names
-    (:func:`curate.shards.shard_stem`), replacing rather than adding; shards stay bounded by
+    (:func:`vidla_format.layout.shard_stem`), replacing rather than adding; shards stay bounded by
     ``limits``, so a large batch makes several shards per scale.
     """
     videos = sorted(videos, key=lambda v: v[0].video_id)

@@ -1,23 +1,23 @@
 """Atomic WebDataset shard writing.
 
 A shard's tar and then its ``.parquet`` index are each written all-or-nothing and durably
-(see :mod:`curate.storage`), but a shard is *committed* only once a commit manifest names
-it (:mod:`curate.commits`), so a video's shards at every scale appear together. A reader
-ignores shards no manifest names; :func:`remove_uncommitted` deletes them with any temporary file.
+(see :mod:`vidla_format.storage`), but a shard is *committed* only once a commit manifest names
+it (:mod:`vidla_format.commits`), so a video's shards at every scale appear together. A reader
+ignores shards no manifest names; :func:`vidla_format.commits.remove_uncommitted` deletes them with any
+temporary file. The names, the index schema and the commit rule are the format's (:mod:`vidla_format`);
+this module is the writer.
 
 Shards are written by many processes at once (the write stage's tasks on every node), so a
-name cannot be a counter: it is :func:`shard_stem` of the run, the batch and the shard's first
-sample key. Keys are unique in a dataset and a video is in one batch, so two tasks never pick
+name cannot be a counter: it is :func:`vidla_format.layout.shard_stem` of the run, the batch and
+the shard's first sample key. Keys are unique in a dataset and a video is in one batch, so two tasks never pick
 the same name; a retried task (same batch, same order) rewrites the same names instead of
 adding a second copy; and a batch made differently can never overwrite a committed shard.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import re
 import tarfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -25,83 +25,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curate.commits import committed_stems
 from curate.records import Sample
-from curate.storage import Storage
-
-SHARD_RE = re.compile(r"^(shard-[A-Za-z0-9_-]+)\.(tar|parquet)$")
-
-INDEX_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("video_id", pa.string()),
-        ("url", pa.string()),
-        ("scale", pa.string()),
-        ("index", pa.int32()),
-        ("start", pa.float64()),
-        ("end", pa.float64()),
-        ("duration", pa.float64()),
-        ("parent", pa.string()),
-        ("children", pa.list_(pa.string())),
-        ("split", pa.string()),
-        ("subtitle", pa.string()),
-        ("caption", pa.string()),
-        ("summary", pa.string()),
-        ("fps", pa.float64()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("has_audio", pa.bool_()),
-        ("cut_mode", pa.string()),
-        ("has_subtitle", pa.bool_()),
-        ("has_caption", pa.bool_()),
-        ("mp4_bytes", pa.int64()),
-        ("sample_bytes", pa.int64()),
-        ("offset", pa.int64()),
-    ]
-)
-
-
-def shard_stem(run_id: str, first_key: str, batch: str = "") -> str:
-    """``shard-RUN-HASH``: the run, then a digest of the batch's identity and the shard's first sample key
-    (unique in the dataset), so the name is the same on a retry and never chosen by two writers; no ``.``."""
-    return f"shard-{run_id}-{hashlib.sha256(f'{batch}/{first_key}'.encode()).hexdigest()[:16]}"
-
-
-def batch_id(video_ids: list[str]) -> str:
-    """A batch's identity: a digest of its sorted video ids (the same for a retried task's batch)."""
-    return hashlib.sha256("\n".join(sorted(video_ids)).encode()).hexdigest()[:16]
-
-
-def split_rel(rel_dir: str) -> tuple[str, str]:
-    """(the shards root, the scale) of a scale directory: ``shards/short`` -> (``shards``, ``short``)."""
-    root, _, scale = rel_dir.rstrip("/").rpartition("/")
-    return root, scale
-
-
-def committed_shards(storage: Storage, rel_dir: str) -> list[str]:
-    """Stems of the shards in ``rel_dir`` that a readable commit manifest names, sorted."""
-    root, scale = split_rel(rel_dir)
-    return sorted(committed_stems(storage, root, scale))
-
-
-def remove_uncommitted(storage: Storage, rel_dir: str, committed: set[str]) -> None:
-    """Delete temporaries and every shard file of ``rel_dir`` whose stem is not in ``committed``
-    (written by a task or run that died, or whose batch was never committed)."""
-    storage.mkdir(rel_dir)
-    storage.remove_temporaries(rel_dir)
-    for name in storage.list(rel_dir):
-        if (m := SHARD_RE.match(name)) and m.group(1) not in committed:
-            storage.delete(f"{rel_dir}/{name}")
-
-
-def recover(storage: Storage, rel_dir: str, committed: set[str]) -> set[str]:
-    """:func:`remove_uncommitted`, then return the keys of the committed samples (reads every index:
-    for tools and tests; the sink itself relies on whole videos being committed, see :mod:`curate.sink`)."""
-    remove_uncommitted(storage, rel_dir, committed)
-    keys: set[str] = set()
-    for stem in committed:
-        keys.update(storage.read_parquet(f"{rel_dir}/{stem}.parquet", ["key"])["key"].to_pylist())
-    return keys
+from vidla_format.index import INDEX_SCHEMA
+from vidla_format.layout import frame_member, shard_stem
+from vidla_format.storage import Storage
 
 
 def data_of(item: Path | bytes) -> bytes:
@@ -206,7 +133,7 @@ class ShardWriter:
         _add_bytes(tar, f"{sample.key}.txt", sample.text.encode())
         _add_bytes(tar, f"{sample.key}.mp4", data_of(sample.mp4))
         for i, frame in enumerate(sample.frames):
-            _add_bytes(tar, f"{sample.key}.f{i:02d}.jpg", data_of(frame))
+            _add_bytes(tar, f"{sample.key}.{frame_member(i)}", data_of(frame))
         return tar.offset - before
 
 

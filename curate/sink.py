@@ -6,7 +6,7 @@ The shards themselves are written by :class:`curate.shard_batch.BatchWriter`: in
 pipeline by the write stage's tasks on the workers, which hand over only a
 :class:`~curate.shard_batch.WrittenBatch` (:meth:`DatasetWriter.publish`); in the plain loop
 in this process (:meth:`DatasetWriter.write`). Either way a video's clips at every scale and
-its ledger row are published by one commit manifest (:mod:`curate.commits`), all or nothing;
+its ledger row are published by one commit manifest (:mod:`vidla_format.commits`), all or nothing;
 a video already committed is never written again, and the output has one writer at a time
 (:mod:`curate.lease`).
 """
@@ -22,21 +22,27 @@ from typing import Any
 
 import pyarrow as pa
 
-from curate.commits import Manifest, commits_dir, next_commit_number, read_manifests, write_manifest
 from curate.config import CurateConfig
 from curate.lease import Lease, new_run_id
 from curate.ledger import Ledger, VideoStatus
-from curate.plan import SCALES
-from curate.records import FORMAT_VERSION, Sample
-from curate.shard_batch import SHARDS_DIR, BatchWriter, WrittenBatch, this_writer
+from curate.records import Sample
+from curate.shard_batch import BatchWriter, WrittenBatch, this_writer
 from curate.shard_batch import without_secrets as _without_secrets
-from curate.shards import INDEX_SCHEMA, ShardWriter, remove_uncommitted
+from curate.shards import ShardWriter
 from curate.sources import SourceRow
-from curate.storage import Storage
+from vidla_format.commits import (
+    Manifest,
+    commits_dir,
+    next_commit_number,
+    read_manifests,
+    remove_uncommitted,
+    write_manifest,
+)
+from vidla_format.index import INDEX_SCHEMA
+from vidla_format.layout import CLIPS_FILE, FORMAT_VERSION, SCALES, SHARDS_DIR, STATS_FILE
+from vidla_format.storage import Storage
 
 log = logging.getLogger(__name__)
-CLIPS_FILE = "clips.parquet"
-STATS_FILE = "stats.json"
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A list may hold 20 million URLs, so nothing here reads a whole list into memory: each format
 is read in batches of at most ``batch_rows`` rows straight from its filesystem (local, or
-``s3://`` through pyarrow, as outputs are, see :mod:`curate.storage`), and every row carries
+``s3://`` through pyarrow, as outputs are, see :mod:`vidla_format.storage`), and every row carries
 its 0-based position among the list's data rows (the ledger's ``input_row``). A parquet list
 splits into ranges of row groups whose first row is known from the footer, so its ranges can
 be read in parallel; the text formats are read front to back by one reader.
@@ -28,7 +28,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from curate.storage import filesystem, is_uri, redacted
+from vidla_format.storage import filesystem, is_uri, redacted
 
 FORMATS = (".csv", ".jsonl", ".parquet", ".txt")
 BATCH_ROWS = 4096

@@ -23,7 +23,7 @@ import pyarrow.fs as pafs
 
 from curate.redact import redact_url
 from curate.source_lists import RawBatch, check_source_list, iter_batches, read_ranges, strip_comment
-from curate.storage import filesystem, is_uri
+from vidla_format.storage import filesystem, is_uri
 
 if TYPE_CHECKING:
     from curate.ledger import VideoStatus
@@ -299,7 +299,7 @@ def read_sources(
     """Read a source list (.txt, .csv, .jsonl or .parquet) into one row per input row.
 
     ``path`` is a local path or a filesystem URI (``s3://bucket/urls.parquet``, credentials
-    as for outputs, see :mod:`curate.storage`). ``.txt`` has one URL per line (``#``
+    as for outputs, see :mod:`vidla_format.storage`). ``.txt`` has one URL per line (``#``
     comments and blank lines ignored); the tabular formats have a ``url`` column and an
     optional ``id`` column.  An unknown format or a missing ``url`` column is a usage
     error for the whole run and raises ``ValueError``; a bad row only fails that row.

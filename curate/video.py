@@ -23,11 +23,12 @@ from curate.download import Downloaded, download
 from curate.download_limits import attempts_cpu_seconds
 from curate.errors import CurateError, permanent
 from curate.ledger import VideoStatus
-from curate.plan import SCALES, ClipPlan, clip_key, plan_clips
+from curate.plan import ClipPlan, plan_clips
 from curate.probe import MediaInfo, probe
 from curate.records import Sample, VideoContext, build_samples, split_for
 from curate.sources import SourceRow
 from curate.subtitles import Sentence, load_sentences
+from vidla_format.layout import SCALES, clip_key
 
 CLIPS_DIR = "clips"
 

@@ -41,9 +41,9 @@ from curate.sink import DatasetWriter
 from curate.source_lists import check_source_list
 from curate.source_plan import LedgerFilter
 from curate.sources import source_list_exists
-from curate.storage import Storage, redacted
 from pipelines.config import PipelineConfig, load_pipeline_config
 from pipelines.stages import ClipStage, DownloadStage, TextStage, WriteStage, from_row
+from vidla_format.storage import Storage, redacted
 
 EXIT_USAGE = 2
 

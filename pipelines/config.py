@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import Field
 
-from curate.config import CurateConfig, _Section, config_data, with_defaults
+from curate.config import CurateConfig, _Section
+from vidla_format.config_files import config_data, with_defaults
 
 
 class StageResources(_Section):

@@ -33,7 +33,7 @@ from curate.shard_batch import storage_env
 from curate.source_lists import BATCH_ROWS, ListRange, RawBatch, iter_batches, read_ranges
 from curate.source_plan import LedgerFilter, expand_batch
 from curate.sources import Rules, SourceRow, classify_batch
-from curate.storage import is_uri
+from vidla_format.storage import is_uri
 
 RAW_SCHEMA = pa.schema([("row", pa.int64()), ("url", pa.string()), ("id", pa.string()), ("problem", pa.string())])
 _TYPES = {"row": pa.int64(), "entries": pa.int64()}

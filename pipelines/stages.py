@@ -189,7 +189,7 @@ class WriteStage:
         import ray
 
         from curate.shard_batch import this_writer
-        from curate.storage import Storage
+        from vidla_format.storage import Storage
 
         os.environ.update(env or {})
         self.config, self.run_id = config, run_id

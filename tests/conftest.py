@@ -19,7 +19,7 @@ from dataset_checks import shard_keys
 
 from curate.demo.corpus import build_corpus
 from curate.demo.server import serve_directory
-from curate.storage import Storage
+from vidla_format.storage import Storage
 
 
 def _corpus_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:

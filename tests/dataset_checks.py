@@ -1,6 +1,6 @@
 """Reading a written dataset back, for the tests: keys in the shard indexes and in the tars.
 
-One implementation over :class:`curate.storage.Storage`, so a local run and a run into a
+One implementation over :class:`vidla_format.storage.Storage`, so a local run and a run into a
 bucket are checked the same way: the committed shards are those a commit manifest names,
 and every ``.tar`` is read (committed or not, so an orphan tar with duplicate samples is caught), streamed through the storage's filesystem into
 webdataset's tar reader.
@@ -12,9 +12,9 @@ from typing import Any
 
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
-from curate.plan import SCALES
-from curate.shards import SHARD_RE, committed_shards
-from curate.storage import Storage
+from vidla_format.commits import committed_shards
+from vidla_format.layout import SCALES, SHARD_RE
+from vidla_format.storage import Storage
 
 READ_AHEAD = 8 * 1024**2  # else each of tarfile's small reads is one GET on object storage
 

@@ -32,10 +32,9 @@ import pyarrow.parquet as pq
 from PIL import Image
 from webdataset import TarWriter
 
-from curate.commits import Manifest, next_commit_number, write_manifest
-from curate.records import FORMAT_VERSION
-from curate.storage import Storage
-from vidla.config import SCALES
+from vidla_format.commits import Manifest, next_commit_number, write_manifest
+from vidla_format.layout import FORMAT_VERSION, SCALES, frame_member
+from vidla_format.storage import Storage
 
 FFMPEG = "/usr/bin/ffmpeg"
 
@@ -210,7 +209,7 @@ def write_shards(
                         "txt": text.encode(),
                     }
                     for k, p in enumerate(picks):
-                        sample[f"f{k:02d}.jpg"] = jpeg(frames[p], frame_short_side)
+                        sample[frame_member(k)] = jpeg(frames[p], frame_short_side)
                     writer.write(sample)
                     rows.append(
                         {

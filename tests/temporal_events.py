@@ -3,7 +3,7 @@
 A clip shows ``k`` events one after another, each a coloured shape that appears at a
 random place, drifts a little and disappears before the next one appears; its caption
 names them in order ("a red square, then a blue disc, then a green triangle"). The
-three lengths map to the dataset's scales (``vidla.config.SCALES``): ``short`` clips
+three lengths map to the dataset's scales (``vidla_format.layout.SCALES``): ``short`` clips
 (4 s) have 2 events, ``medium`` (8 s) 3, ``long`` (16 s) 4, and the model samples the
 same ``T`` frames from each (the paper's 12 for every length), so longer clips pack more
 events per sampled frame.
@@ -51,8 +51,8 @@ from itertools import permutations
 
 import numpy as np
 
-from vidla.config import SCALES
 from vidla.frames import segment_times
+from vidla_format.layout import SCALES
 
 #: Saturated colours, far from each other and from the grey background and distractor.
 COLOURS: dict[str, tuple[int, int, int]] = {

@@ -17,8 +17,8 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vidla.config_files import train_config_data
+from vidla_format.layout import SCALES
 
-SCALES: tuple[str, ...] = ("short", "medium", "long")
 #: The retrieval benchmarks :mod:`vidla_eval.benchmarks` reads (fine-tuning: ``data.benchmark``).
 BenchmarkName = Literal["msrvtt", "didemo", "activitynet", "msvd", "vatex"]
 BENCHMARK_NAMES: tuple[str, ...] = get_args(BenchmarkName)

@@ -9,7 +9,8 @@ five fine-tuning recipes are one base and five small files.
 
 Merging follows the schema: a config *section* (a pydantic model, e.g. ``optim`` or
 ``model.random_clip``) is merged key by key, every other value (a list, a plain dict such as
-``data.scale_weights``) is replaced whole, as the curation configs' ``with_defaults`` does.
+``data.scale_weights``) is replaced whole, as the shared loader's ``with_defaults`` does
+(:mod:`vidla_format.config_files`, which also parses the overrides).
 The order is: the ``extends`` chain (the child wins), then the ``key.sub=value`` overrides,
 then the preset under the model keys that were given; so ``model.preset=vidla-b16`` on the
 command line switches the preset and keeps the file's other model values.
@@ -20,10 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
-from curate.config import apply_override
+from vidla_format.config_files import apply_override, read_mapping
 
 #: Where the named model presets live (``<name>.yaml``), shipped with the package.
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
@@ -41,7 +41,7 @@ def load_preset(name: str) -> dict[str, Any]:
     path = PRESETS_DIR / f"{name}.yaml"
     if "/" in name or not path.is_file():
         raise ValueError(f"unknown model preset {name!r}; presets: {', '.join(preset_names())}")
-    return _read_mapping(path)
+    return read_mapping(path)
 
 
 def merge_sections(base: dict[str, Any], over: dict[str, Any], schema: type[BaseModel]) -> dict[str, Any]:
@@ -72,19 +72,12 @@ def train_config_data(
     return _expand_preset(data, schema)
 
 
-def _read_mapping(path: Path) -> dict[str, Any]:
-    loaded = yaml.safe_load(path.read_text())
-    if loaded is not None and not isinstance(loaded, dict):
-        raise ValueError(f"{path}: a config file must hold a mapping")
-    return loaded or {}
-
-
 def _read_with_extends(path: Path, schema: type[BaseModel], seen: tuple[Path, ...]) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         chain = " -> ".join(str(p) for p in (*seen, path))
         raise ValueError(f"config files extend each other in a cycle: {chain}")
-    data = _read_mapping(path)
+    data = read_mapping(path)
     _name_preset(data)
     parent = data.pop(_EXTENDS_KEY, None)
     if parent is None:

@@ -7,7 +7,7 @@ Training reads ``shards/{short,medium,long}/shard-*.tar`` (the tars commit manif
   requested split (``train``); within a shard, samples of other splits are dropped.
 * **Local or object storage.** ``data.shards`` is a local path or a filesystem URI
   (``s3://bucket/prefix/shards``): a URI root is listed and read through
-  :class:`curate.storage.Storage` (pyarrow), each tar streamed with a large read-ahead,
+  :class:`vidla_format.storage.Storage` (pyarrow), each tar streamed with a large read-ahead,
   and each DataLoader worker opens its own connection to the store.
 * **Resampled shards, split by node and worker.** Each (rank, worker) slot draws shards
   with replacement from its own disjoint share of a scale's shards when there are at
@@ -38,7 +38,6 @@ import json
 import logging
 import os
 import random
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -49,18 +48,18 @@ from webdataset.filters import shuffle
 from webdataset.handlers import warn_and_continue
 from webdataset.tariterators import group_by_keys, tar_file_expander, tarfile_samples
 
-from curate.storage import Storage, is_uri
 from vidla.batching import DEFER_LIMIT_PER_CLIP, DistinctVideos, video_of_key
 from vidla.config import DataConfig
 from vidla.frames import decode_jpegs, decode_mp4, draw_crop, segment_indices, segment_times
 from vidla.shard_sources import ScaleSource, scale_sources
 from vidla.text_tower import Tokenizer
+from vidla_format.layout import FRAME_RE
+from vidla_format.storage import Storage, is_uri
 
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 
-FRAME_RE = re.compile(r"^f(\d+)\.jpg$")
 REMOTE_READ_BUFFER = 8 * 1024**2
 """Read-ahead of a remote tar stream: without it each of tarfile's small reads is one ranged GET."""
 @dataclass

@@ -1,6 +1,6 @@
 """Which shards the loader reads: the committed shards of a split, per scale, with mixing weights.
 
-The commit rule is the dataset contract's (:func:`curate.shards.committed_shards`: a readable
+The commit rule is the dataset contract's (:func:`vidla_format.commits.committed_shards`: a readable
 commit manifest names the shard); a shard counts for a split when its index lists a sample of it.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curate.shards import committed_shards
-from curate.storage import Storage, redacted
-from vidla.config import SCALES
+from vidla_format.commits import committed_shards
+from vidla_format.layout import SCALES
+from vidla_format.storage import Storage, redacted
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ INDEX_READERS = 16
 def split_shards(storage: Storage, scale: str, split: str) -> list[str]:
     """The committed tars of ``scale`` whose index lists a ``split`` sample, as paths in ``storage``'s filesystem.
 
-    Committed means the dataset contract's rule, implemented once in :func:`curate.shards.committed_shards`
+    Committed means the dataset contract's rule, implemented once in :func:`vidla_format.commits.committed_shards`
     (a readable commit manifest in ``commits/`` names the shard); then the ``split`` column of each index
     is read, concurrently, since on object storage each read is a few network round trips. A shard whose
     index cannot be read is treated as uncommitted (skipped with a warning), not fatal.

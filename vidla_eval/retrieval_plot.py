@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from vidla.config import SCALES
 from vidla_eval.metrics import RetrievalRanks
+from vidla_format.layout import SCALES
 
 #: The curves run to this K (or the largest rank, if smaller).
 CURVE_MAX_K = 50

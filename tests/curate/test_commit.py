@@ -23,7 +23,7 @@ from curate.ledger import ID_CONFLICT, VideoStatus
 from curate.records import Sample
 from curate.sink import DatasetWriter
 from curate.sources import SourceRow
-from curate.storage import Storage
+from vidla_format.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANS = {"A": {"short": 4, "medium": 2}, "B": {"short": 3, "medium": 1}}

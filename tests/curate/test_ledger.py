@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 
 from curate.ledger import Ledger, VideoStatus
-from curate.storage import Storage
+from vidla_format.storage import Storage
 
 
 def test_committed_rows_are_read_back_by_a_new_run(tmp_path):

@@ -7,8 +7,9 @@ import random
 import pytest
 
 from curate.config import PlanConfig
-from curate.plan import SCALES, clip_key, group_spans, plan_clips, sentence_runs
+from curate.plan import group_spans, plan_clips, sentence_runs
 from curate.subtitles import Sentence
+from vidla_format.layout import SCALES, clip_key
 
 FPS = 25.0
 

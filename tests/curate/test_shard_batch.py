@@ -13,15 +13,14 @@ import pickle
 import pyarrow.parquet as pq
 from dataset_checks import committed_clips, shard_keys
 
-from curate.commits import read_manifests
 from curate.config import ShardsConfig, load_config
 from curate.ledger import VideoStatus
 from curate.records import Sample
 from curate.shard_batch import storage_env, write_videos
-from curate.shards import committed_shards
 from curate.sink import DatasetWriter
 from curate.sources import SourceRow
-from curate.storage import Storage
+from vidla_format.commits import committed_shards, read_manifests
+from vidla_format.storage import Storage
 
 CLIPS = {"short": 5, "medium": 2, "long": 1}
 

@@ -10,10 +10,11 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from curate.commits import Manifest, read_manifests, write_manifest
 from curate.records import Sample
-from curate.shards import ShardWriter, committed_shards, recover, shard_stem
-from curate.storage import Storage
+from curate.shards import ShardWriter
+from vidla_format.commits import Manifest, committed_shards, read_manifests, recover, write_manifest
+from vidla_format.layout import shard_stem
+from vidla_format.storage import Storage
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from curate.ledger import Ledger, VideoStatus
 from curate.source_lists import check_source_list, iter_batches, read_ranges
 from curate.source_plan import LedgerFilter
 from curate.sources import Rules, SourceRow, classify_batch, read_sources
-from curate.storage import Storage
+from vidla_format.storage import Storage
 
 RICK = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 

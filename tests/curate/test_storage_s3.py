@@ -21,10 +21,10 @@ from curate.config import load_config
 from curate.lease import OutputLocked
 from curate.ledger import Ledger, VideoStatus
 from curate.records import Sample
-from curate.shards import committed_shards
 from curate.sink import DatasetWriter
 from curate.sources import SourceRow
-from curate.storage import Storage
+from vidla_format.commits import committed_shards
+from vidla_format.storage import Storage
 
 
 @pytest.fixture(scope="module")

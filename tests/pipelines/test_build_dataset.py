@@ -17,8 +17,8 @@ from dataset_checks import read_tar_samples
 from media_checks import frame_digests
 
 from curate.demo.server import serve_directory, write_source_list
-from curate.plan import SCALES
-from curate.storage import Storage
+from vidla_format.layout import SCALES
+from vidla_format.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "pipelines" / "build_dataset.py"

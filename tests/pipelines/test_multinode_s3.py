@@ -29,11 +29,11 @@ import pytest
 from dataset_checks import read_tar_samples, shard_keys
 from s3_server import S3Server, moto_s3
 
-from curate.commits import read_manifests
 from curate.demo.server import write_source_list
-from curate.plan import SCALES
 from curate.sources import read_sources
-from curate.storage import Storage
+from vidla_format.commits import read_manifests
+from vidla_format.layout import SCALES
+from vidla_format.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "pipelines" / "build_dataset.py"

@@ -28,9 +28,9 @@ import pytest
 from dataset_checks import committed_clips, shard_keys
 
 from curate.demo.server import write_source_list
-from curate.plan import SCALES
 from curate.sources import read_sources
-from curate.storage import Storage
+from vidla_format.layout import SCALES
+from vidla_format.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "pipelines" / "build_dataset.py"

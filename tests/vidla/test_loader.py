@@ -13,11 +13,11 @@ import torch
 from synthetic_shards import SyntheticClip, write_shards
 from webdataset import TarWriter
 
-from curate.shards import committed_shards
-from curate.storage import Storage
 from vidla.config import DataConfig
 from vidla.data import ClipDataset, build_loader
 from vidla.text_tower import ByteTokenizer
+from vidla_format.commits import committed_shards
+from vidla_format.storage import Storage
 
 TOKENIZER = ByteTokenizer(48)
 

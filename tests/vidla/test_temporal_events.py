@@ -35,9 +35,9 @@ from temporal_events import (
 )
 from transformers import CLIPVisionConfig
 
-from vidla.config import SCALES
 from vidla.video_tower import MeanPoolVideoTower, VidLAVideoTower
 from vidla.vidla import normalize_video
+from vidla_format.layout import SCALES
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "temporal_benchmark.py"

@@ -13,6 +13,9 @@ host, pid), for audits and for the multi-node test.
 
 A manifest that cannot be parsed (e.g. emptied by a power loss) is not a commit: readers
 ignore it and the next writer removes it with the shards only it named.
+
+This is the format's one commit rule: the writer (``curate``) and the reader (``vidla``) both
+call :func:`committed_shards`, so they cannot disagree on which shards exist.
 """
 
 from __future__ import annotations
@@ -20,15 +23,11 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
-import re
 from dataclasses import dataclass, field
 
-from curate.records import FORMAT_VERSION
-from curate.storage import Storage
+from vidla_format.layout import COMMIT_RE, COMMITS_DIR, FORMAT_VERSION, SHARD_RE, SHARD_STEM_RE
+from vidla_format.storage import Storage
 
-COMMITS_DIR = "commits"
-COMMIT_RE = re.compile(r"^commit-(\d{6})-[A-Za-z0-9_-]+\.json$")
-SHARD_STEM_RE = re.compile(r"^shard-[A-Za-z0-9_-]+$")
 log = logging.getLogger(__name__)
 
 
@@ -88,3 +87,35 @@ def committed_stems(storage: Storage, shards_root: str, scale: str) -> set[str]:
     """Stems (``shard-RUN-HASH``) of the shards of ``scale`` that a readable manifest names."""
     manifests, _ = read_manifests(storage, shards_root)
     return {stem for m in manifests for stem in m.shards.get(scale, [])}
+
+
+def split_rel(rel_dir: str) -> tuple[str, str]:
+    """(the shards root, the scale) of a scale directory: ``shards/short`` -> (``shards``, ``short``)."""
+    root, _, scale = rel_dir.rstrip("/").rpartition("/")
+    return root, scale
+
+
+def committed_shards(storage: Storage, rel_dir: str) -> list[str]:
+    """Stems of the shards in ``rel_dir`` that a readable commit manifest names, sorted."""
+    root, scale = split_rel(rel_dir)
+    return sorted(committed_stems(storage, root, scale))
+
+
+def remove_uncommitted(storage: Storage, rel_dir: str, committed: set[str]) -> None:
+    """Delete temporaries and every shard file of ``rel_dir`` whose stem is not in ``committed``
+    (written by a task or run that died, or whose batch was never committed)."""
+    storage.mkdir(rel_dir)
+    storage.remove_temporaries(rel_dir)
+    for name in storage.list(rel_dir):
+        if (m := SHARD_RE.match(name)) and m.group(1) not in committed:
+            storage.delete(f"{rel_dir}/{name}")
+
+
+def recover(storage: Storage, rel_dir: str, committed: set[str]) -> set[str]:
+    """:func:`remove_uncommitted`, then return the keys of the committed samples (reads every index:
+    for tools and tests; the sink itself relies on whole videos being committed, see :mod:`curate.sink`)."""
+    remove_uncommitted(storage, rel_dir, committed)
+    keys: set[str] = set()
+    for stem in committed:
+        keys.update(storage.read_parquet(f"{rel_dir}/{stem}.parquet", ["key"])["key"].to_pylist())
+    return keys
