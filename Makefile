@@ -24,9 +24,13 @@ CHECKPOINT ?= demo-out/train
 SHARDS ?=
 BENCHMARK ?=
 BENCHMARK_ROOT ?=
+# make eval-classification: zero-shot top-1/top-5 of CHECKPOINT on CLASSIFICATION (kinetics400 or ssv2)
+# read from CLASSIFICATION_ROOT (docs/evaluation.md).
+CLASSIFICATION ?= kinetics400
+CLASSIFICATION_ROOT ?=
 EVAL_OUTPUT ?= $(if $(filter %.pt,$(CHECKPOINT)),$(dir $(CHECKPOINT))eval,$(CHECKPOINT)/eval)
 
-.PHONY: setup setup-vllm demo test test-vllm lint dataset train eval-retrieval bench clean
+.PHONY: setup setup-vllm demo test test-vllm lint dataset train eval-retrieval eval-classification bench clean
 
 setup: $(VENV)/.installed
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
@@ -75,6 +79,10 @@ train: setup  ## the demo config trains a tiny VidLA on demo-out/shards; CONFIG=
 eval-retrieval: setup  ## retrieval metrics of CHECKPOINT on SHARDS' test split, or on BENCHMARK (BENCHMARK_ROOT)
 	$(PY) -m vidla_eval.eval_retrieval --checkpoint $(CHECKPOINT) --output $(EVAL_OUTPUT) \
 	  $(if $(BENCHMARK),--benchmark $(BENCHMARK) --benchmark-root $(BENCHMARK_ROOT),--shards $(or $(SHARDS),demo-out/shards)) $(ARGS)
+
+eval-classification: setup  ## zero-shot classification of CHECKPOINT on CLASSIFICATION (CLASSIFICATION_ROOT)
+	$(PY) -m vidla_eval.classification --checkpoint $(CHECKPOINT) --output $(EVAL_OUTPUT)/$(CLASSIFICATION) \
+	  --dataset $(CLASSIFICATION) --root $(CLASSIFICATION_ROOT) $(ARGS)
 
 test: setup
 	$(PY) -m pytest -q

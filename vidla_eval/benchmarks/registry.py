@@ -8,10 +8,11 @@ holds the two equal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from vidla.config import MissingVideos
-from vidla_eval.benchmarks import activitynet, didemo, msrvtt, msvd, vatex
+from vidla_eval.benchmarks import activitynet, didemo, kinetics, msrvtt, msvd, ssv2, vatex
 from vidla_eval.benchmarks.records import Benchmark, BenchmarkFormatError, BenchmarkVideo, RetrievalSplit
 from vidla_eval.benchmarks.video_files import find_videos
 
@@ -19,6 +20,14 @@ from vidla_eval.benchmarks.video_files import find_videos
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in (msrvtt.BENCHMARK, didemo.BENCHMARK, activitynet.BENCHMARK, msvd.BENCHMARK, vatex.BENCHMARK)
+}
+
+#: The zero-shot classification datasets (:mod:`vidla_eval.classification`), apart from the
+#: retrieval benchmarks above (which fine-tuning may name): each one's reader, whose entries
+#: carry their class name as the only text, and its class list for a root and split.
+CLASSIFICATION_BENCHMARKS: dict[str, tuple[Benchmark, Callable[[Path, str], list[str]]]] = {
+    kinetics.BENCHMARK.name: (kinetics.BENCHMARK, kinetics.kinetics_classes),
+    ssv2.BENCHMARK.name: (ssv2.BENCHMARK, ssv2.ssv2_classes),
 }
 
 
