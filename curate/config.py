@@ -210,7 +210,7 @@ class ShardsConfig(_Section):
 
 
 class BackendConfig(_Section):
-    """One text-generation backend (see :mod:`curate.textgen.backend`); which fields apply depends on ``backend``."""
+    """One text-generation backend (see :mod:`curate.textgen.interface`); which fields apply depends on ``backend``."""
 
     backend: Literal["none", "hf", "openai", "vllm"] = Field(
         "hf", description="none: stage off. hf: transformers in-process. openai: an OpenAI-compatible HTTP endpoint. "

@@ -28,8 +28,9 @@ from typing import Any
 from curate.config import BackendConfig, TextGenConfig
 from curate.records import Sample
 from curate.shards import data_of
-from curate.textgen.backend import Backend, load_backend, model_label
+from curate.textgen.factory import load_backend
 from curate.textgen.hygiene import clean, first_sentence
+from curate.textgen.interface import Backend, model_label
 from curate.textgen.prompts import caption_prompt, prompt_version, summary_prompt
 from curate.textgen.runner import Job, Outcome, run_jobs
 from vidla_format.layout import SCALES

@@ -2,11 +2,12 @@
 
 Modules: :mod:`~curate.textgen.prompts` (prompt texts and message building),
 :mod:`~curate.textgen.hygiene` (output cleaning and failure detection),
-:mod:`~curate.textgen.backend` (the backend interface and factory) with one module per
-backend (``hf``, ``openai_backend``, ``vllm_backend``), :mod:`~curate.textgen.runner`
-(batched generation with one stricter retry), :mod:`~curate.textgen.gguf` (dense copies of GGUF
-models for vLLM) and :mod:`~curate.textgen.tiny` (tiny random models built offline, for tests
-and the CPU benchmark). :mod:`curate.enrich` drives them.
+:mod:`~curate.textgen.interface` (the backend interface, a leaf), :mod:`~curate.textgen.factory`
+(the backend by name) with one module per backend (``hf``, ``openai_backend``, ``vllm_backend``),
+:mod:`~curate.textgen.runner` (batched generation with one stricter retry) and
+:mod:`~curate.textgen.gguf` (dense copies of GGUF models for vLLM). :mod:`curate.enrich` drives
+them. The package imports no curation stage (``tests/test_import_rules.py``); tiny random
+models and the metered wrapper are test and benchmark support under ``tests/``.
 
 This package imports nothing at import time so :mod:`curate.config` can import the prompt
 defaults without loading torch or transformers.

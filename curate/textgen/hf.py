@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from curate.config import BackendConfig
-from curate.textgen.backend import Generation, model_label, resolve_model, truncate_with_tokenizer
+from curate.textgen.interface import Generation, model_label, resolve_model, truncate_with_tokenizer
 from curate.textgen.prompts import Prompt, hf_messages
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

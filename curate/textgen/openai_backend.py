@@ -17,7 +17,7 @@ from typing import Any
 import openai
 
 from curate.config import BackendConfig
-from curate.textgen.backend import Generation, model_label, truncate_with_tokenizer
+from curate.textgen.interface import Generation, model_label, truncate_with_tokenizer
 from curate.textgen.prompts import Prompt, openai_messages
 
 CHARS_PER_TOKEN = 4

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from curate.textgen.backend import Backend, Generation
 from curate.textgen.hygiene import clean
+from curate.textgen.interface import Backend, Generation
 from curate.textgen.prompts import Prompt
 
 ERROR_CHARS = 300

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.config import BackendConfig
-from curate.textgen.backend import Generation, model_label, resolve_model, truncate_with_tokenizer
+from curate.textgen.interface import Generation, model_label, resolve_model, truncate_with_tokenizer
 from curate.textgen.prompts import Prompt, openai_messages
 
 

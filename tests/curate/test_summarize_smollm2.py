@@ -10,12 +10,13 @@ import copy
 from dataclasses import dataclass
 
 import pytest
+from metered_backend import MeteredBackend
+from tiny_textgen import synthetic_samples
 
 from curate.config import TextGenConfig
 from curate.enrich import TextEnricher
 from curate.records import Sample
-from curate.textgen.backend import MeteredBackend, load_backend
-from curate.textgen.tiny import synthetic_samples
+from curate.textgen.factory import load_backend
 
 REPAIR = [
     "Hi everyone, welcome back to the channel, today I'm going to show you how to replace the inner tube on a road bike.",

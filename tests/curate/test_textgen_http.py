@@ -18,11 +18,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tiny_textgen import synthetic_samples
+
 from curate.config import LLMBackendConfig, TextGenConfig, VLMBackendConfig
 from curate.enrich import TextEnricher
 from curate.shards import data_of
 from curate.textgen.prompts import STRICT_SUFFIX
-from curate.textgen.tiny import synthetic_samples
 
 Reply = tuple[int, str]
 """(HTTP status, assistant text)."""

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from metered_backend import MeteredBackend
+from tiny_textgen import build_tiny_llm, build_tiny_vlm, smollm2_tokenizer, synthetic_samples
 
 from curate.config import LLMBackendConfig, TextGenConfig, VLMBackendConfig
 from curate.enrich import TextEnricher
-from curate.textgen.backend import MeteredBackend
 from curate.textgen.hf import HFBackend
 from curate.textgen.openai_backend import OpenAIBackend
 from curate.textgen.prompts import STRICT_SUFFIX, as_data, caption_prompt
-from curate.textgen.tiny import build_tiny_llm, build_tiny_vlm, smollm2_tokenizer, synthetic_samples
 
 IMAGE_TOKENS = 16
 """Tokens one 56x56 frame becomes in the tiny LLaVA: (56 / 14) ** 2."""

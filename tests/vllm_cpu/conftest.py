@@ -48,6 +48,6 @@ def model_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 @pytest.fixture(scope="session")
 def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen2-VL with SmolLM2's tokenizer (head size 64, 15 image tokens a frame)."""
-    from curate.textgen.tiny import build_tiny_qwen2_vl, smollm2_tokenizer
+    from tiny_textgen import build_tiny_qwen2_vl, smollm2_tokenizer
 
     return build_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny-qwen2-vl"), smollm2_tokenizer())

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from metered_backend import MeteredBackend
+from tiny_textgen import synthetic_samples
 
 from curate.config import TextGenConfig, VLMBackendConfig
 from curate.enrich import TextEnricher
-from curate.textgen.backend import MeteredBackend
 from curate.textgen.prompts import CAPTION_PROMPT, caption_prompt
-from curate.textgen.tiny import synthetic_samples
 
 ENGINE = {"backend": "vllm", "dtype": "float32", "max_model_len": 2048, "max_new_tokens": 16,
           "engine_kwargs": {"enforce_eager": True}}  # fmt: skip

