@@ -233,6 +233,13 @@ class OptimConfig(_Section):
     grad_clip: float | None = Field(
         10.0, gt=0, description="Max global gradient norm; null disables clipping."
     )
+    accum_steps: int = Field(
+        1,
+        ge=1,
+        description="Loader batches (micro-batches) per optimiser step, trained as one contrastive batch of "
+        "data.batch_size x accum_steps clips per process with the feature cache (vidla_train.train_step): the "
+        "same gradient as the large batch, for the memory of one micro-batch and one more no-grad forward.",
+    )
 
 
 class LossConfig(_Section):
@@ -262,13 +269,6 @@ class RunConfig(_Section):
     resume: str = Field(
         "auto",
         description="'auto': continue from the newest checkpoint in output_dir; 'never'; or a checkpoint path.",
-    )
-    accum_steps: int = Field(
-        1,
-        ge=1,
-        description="Loader batches (micro-batches) per optimiser step, trained as one contrastive batch of "
-        "data.batch_size x accum_steps clips per process with the feature cache (vidla_train.train_step): the "
-        "same gradient as the large batch, for the memory of one micro-batch and one more no-grad forward.",
     )
 
 
