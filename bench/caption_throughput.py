@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from curate.config import LLMBackendConfig, TextGenConfig, VLMBackendConfig
-from curate.enrich import TextEnricher
+from curate.caption import TextEnricher
 from curate.records import Sample
 from curate.textgen.factory import load_backend
 

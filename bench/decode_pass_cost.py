@@ -5,7 +5,7 @@ For every demo video this runs, back to back and ``--repeat`` times (best kept):
 
 * ``decode``: ffmpeg decoding every frame, nothing else (what no curation can avoid);
 * ``floor``: the benches' floor (:mod:`floor`): every frame decoded and scaled to 256 px;
-* ``pass``: the analysis pass exactly as the clip stage runs it (:func:`curate.analyze.build_command`:
+* ``pass``: the analysis pass exactly as the clip stage runs it (:func:`curate.decode.build_command`:
   detection frames piped out, kept JPEGs written), with ffmpeg's own thread count and with one
   thread (what a clip actor uses when every core has its own decode).
 
@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from curate.analyze import FRAMES_DIR, build_command
+from curate.decode import FRAMES_DIR, build_command
 from curate.config import load_config
 from curate.demo.corpus import build_corpus
 from curate.probe import probe

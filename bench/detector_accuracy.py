@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.analyze import analyze, detect_size
+from curate.decode import analyze, detect_size
 from curate.config import AnalysisConfig
 from curate.demo.corpus import build_corpus
 from curate.probe import probe

@@ -120,7 +120,7 @@ class SubtitlesConfig(_Section):
 
 
 class AnalysisConfig(_Section):
-    """The single decode pass: shot detection and kept frames (see :mod:`curate.analyze`)."""
+    """The single decode pass: shot detection and kept frames (see :mod:`curate.decode`)."""
 
     detector: Literal["fast", "content", "adaptive", "histogram", "hash", "scdet"] = Field(
         "fast",
@@ -254,7 +254,7 @@ class LLMBackendConfig(BackendConfig):
 
 
 class TextGenConfig(_Section):
-    """Captions and summaries (see :mod:`curate.enrich`): a VLM for short clips, an LLM for the rest."""
+    """Captions and summaries (see :mod:`curate.caption`): a VLM for short clips, an LLM for the rest."""
 
     vlm: VLMBackendConfig = VLMBackendConfig()
     llm: LLMBackendConfig = LLMBackendConfig()

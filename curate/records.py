@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curate.analyze import Analysis
+from curate.decode import Analysis
 from curate.cut import CutClip, keeps_audio
 from curate.plan import ClipPlan, PlannedClip
 from curate.probe import MediaInfo

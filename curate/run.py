@@ -21,7 +21,7 @@ from curate.dedupe import dedupe
 from curate.sink import DatasetWriter
 from curate.source_plan import LedgerFilter, expand_batch
 from curate.sources import Rules, SourceRow, load_opt_out, read_classified
-from curate.video import VideoResult, curate_video
+from curate.one_video import VideoResult, curate_video
 from curate.workdir import private_workdir, remove_workdir
 from curate.workers import WorkerPool
 from vidla_format.layout import CLIPS_FILE, STATS_FILE
@@ -52,7 +52,7 @@ def _results(todo: list[SourceRow], config: CurateConfig, work_root: Path, worke
 
 def _text_enricher(config: CurateConfig):
     """Captions and summaries in the driver process, one model load per run (None when none is configured)."""
-    from curate.enrich import TextEnricher, startup_notes
+    from curate.caption import TextEnricher, startup_notes
 
     for note in startup_notes(config.text):
         print(note, file=sys.stderr)

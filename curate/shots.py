@@ -1,6 +1,6 @@
 """Shot-cut detectors fed by the decode pass's tiny detection frames.
 
-The decode pass (:mod:`curate.analyze`) pipes small BGR frames at the source rate; a
+The decode pass (:mod:`curate.decode`) pipes small BGR frames at the source rate; a
 detector turns them into cut frame numbers. Cost per frame matters as much as accuracy:
 the decode itself is the floor, and PySceneDetect's per-frame Python loop adds ~0.3 ms per
 frame on top of it (``bench/detector_accuracy.py``).
@@ -8,7 +8,7 @@ frame on top of it (``bench/detector_accuracy.py``).
 - ``fast`` (default): PySceneDetect's adaptive rule over its content score, vectorised over
   batches of frames (:class:`BatchAdaptiveDetector`).
 - ``content``, ``adaptive``, ``histogram``, ``hash``: PySceneDetect's detectors, frame by frame.
-- ``scdet`` runs inside ffmpeg (see :mod:`curate.analyze`); nothing is piped for it.
+- ``scdet`` runs inside ffmpeg (see :mod:`curate.decode`); nothing is piped for it.
 """
 
 from __future__ import annotations

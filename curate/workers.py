@@ -20,7 +20,7 @@ from curate.config import CurateConfig
 from curate.download import warm_start
 from curate.ledger import VideoStatus
 from curate.sources import SourceRow
-from curate.video import VideoResult, curate_video
+from curate.one_video import VideoResult, curate_video
 from curate.workdir import remove_workdir
 
 

@@ -4,7 +4,8 @@
     ray job submit --working-dir . -- python pipelines/build_dataset.py --sources ... --output s3://bucket/ds
 
 The data flow, one Ray Data stage per line, each an actor pool with the resources its
-config declares (actor pools are never fused, so no stage runs inside another's actors):
+config declares (actor pools are never fused, so no stage runs inside another's actors);
+the stages after ``sources`` are the list in pipelines/stage_list.py:
 
     sources            read the list in streaming batches, validate, expand playlists, de-duplicate in
                        input order, skip what the ledger says is done (pipelines/sources.py)
@@ -42,7 +43,8 @@ from curate.source_lists import check_source_list
 from curate.source_plan import LedgerFilter
 from curate.sources import source_list_exists
 from pipelines.config import PipelineConfig, load_pipeline_config
-from pipelines.stages import ClipStage, DownloadStage, TextStage, WriteStage, from_row
+from pipelines.stage_list import STAGES, RunContext, add_stage
+from pipelines.stages import from_row
 from vidla_format.storage import Storage, redacted
 
 EXIT_USAGE = 2
@@ -104,60 +106,31 @@ def cluster_cpus() -> float | None:
     return ray.cluster_resources().get("CPU")
 
 
-def add_curation_stages(ds, config: PipelineConfig):
-    """Download, then clip: each its own long-lived actor pool."""
-    cpus = cluster_cpus()
-    for stage, stage_config, resources in (
-        (DownloadStage, config, config.ray.download),
-        (ClipStage, config.for_clip_actors(), config.ray.clip),
-    ):
-        kwargs = {"config": stage_config, "work_root": config.ray.work_root}
-        ds = ds.map(stage, fn_constructor_kwargs=kwargs, **resources.ray_args(cpus))
-    return ds
-
-
-def add_text_stages(ds, config: PipelineConfig):
-    """The GPU seam: a captioning pool, then a summarisation pool, each only when configured."""
-    from curate.enrich import startup_notes
+def add_stages(ds, config: PipelineConfig, sink: DatasetWriter):
+    """Every stage of ``pipelines/stage_list.py`` that this config runs, in order, each its own actor pool."""
+    from curate.caption import startup_notes
+    from curate.shard_batch import storage_env
 
     for note in startup_notes(config.text):
         print(note, file=sys.stderr)
-    for stage in ("vlm", "llm"):
-        if getattr(config.text, stage).backend == "none":
-            continue
-        resources = getattr(config.ray, stage)
-        ds = ds.map_batches(
-            TextStage,
-            fn_constructor_kwargs={"config": config, "stage": stage},
-            batch_size=resources.batch_size,
-            batch_format="numpy",
-            **resources.ray_args(),
-        )
+    run = RunContext(output_location(sink), sink.run_id, storage_env())
+    cpus = cluster_cpus()
+    for spec in STAGES:
+        if spec.when(config):
+            ds = add_stage(ds, spec, config, run, cpus)
     return ds
 
 
-def add_write_stage(ds, config: PipelineConfig, sink: DatasetWriter):
-    """The shard writers: each call writes a batch of finished videos into shards on the output from the
-    worker that holds them and returns only their names, so no clip byte reaches the driver."""
+def output_location(sink: DatasetWriter) -> str:
+    """Where the writers write: the output as a local path (made absolute) or a URI; warns when a local
+    path is written by several nodes, which only works on a shared filesystem."""
     import ray
 
-    from curate.shard_batch import storage_env
-
-    output = sink.storage.base if sink.storage.local else sink.storage.uri  # a local path, made absolute
+    output = sink.storage.base if sink.storage.local else sink.storage.uri
     if sink.storage.local and sum(n["Alive"] for n in ray.nodes()) > 1:
         print(f"build_dataset.py: warning: {output} is a local path and the cluster has several nodes: every node "
               "writes its shards there, so it must be a shared filesystem (else use object storage)", file=sys.stderr)
-    resources = config.ray.write
-    return ds.map_batches(
-        WriteStage,
-        fn_constructor_kwargs={"config": config, "output": output, "run_id": sink.run_id, "env": storage_env()},
-        batch_size=resources.batch_size,
-        batch_format="numpy",
-        # Writers on different nodes (best effort): with actor locality, each node's clips are then
-        # written by the writer beside them, and no node's uplink carries the whole run's bytes.
-        scheduling_strategy="SPREAD",
-        **resources.ray_args(),
-    )
+    return output
 
 
 def build(sources: str | Path, output: str, config: PipelineConfig, retry_failed: bool = False) -> RunSummary:
@@ -173,7 +146,7 @@ def build(sources: str | Path, output: str, config: PipelineConfig, retry_failed
         ray.data.DataContext.get_current().enable_progress_bars = config.ray.progress
         # the list is read, planned and filtered by Ray as it streams (pipelines/sources.py)
         ds = planned_sources(str(sources), config, LedgerFilter.of(sink.ledger, retry_failed), source_rules(config))
-        ds = add_write_stage(add_text_stages(add_curation_stages(ds, config), config), config, sink)
+        ds = add_stages(ds, config, sink)
         for row in ds.iter_rows():  # one small row per written batch: shard names and ledger rows
             sink.publish(from_row(row))
     except BaseException:

@@ -27,10 +27,10 @@ from typing import Any
 from curate.config import CurateConfig
 from curate.download import Downloaded, warm_start
 from curate.ledger import VideoStatus
+from curate.one_video import fetch_video, process_video
 from curate.records import Sample
 from curate.shards import data_of
 from curate.sources import SourceRow
-from curate.video import fetch_video, process_video
 from curate.workdir import private_workdir, remove_workdir
 
 
@@ -148,7 +148,7 @@ class TextStage:
     """
 
     def __init__(self, config: CurateConfig, stage: str):
-        from curate.enrich import TextEnricher
+        from curate.caption import TextEnricher
 
         self.enricher = TextEnricher(config.text, stages=(stage,))
 

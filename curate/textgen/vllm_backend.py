@@ -9,7 +9,7 @@ were run on the same rows on CPU (``bench/vllm_wiring.py``, figures in
 ``docs/scaling.md``): the processor adds its own tokenise/detokenise/chat-template stages,
 each an actor pool holding CPUs, on top of the same engine. With ``LLM`` in the same
 callable class as the other backends, the Ray pipeline runs
-:class:`curate.enrich.TextEnricher` in ``map_batches`` with ``num_gpus =
+:class:`curate.caption.TextEnricher` in ``map_batches`` with ``num_gpus =
 tensor_parallel_size`` and ``concurrency`` = the pool's engine replicas; ``LLM.chat``
 takes the whole batch of conversations at once and vLLM's scheduler batches them
 continuously, so hygiene, retry and parent ordering are the same code for every backend.

@@ -14,7 +14,7 @@ from metered_backend import MeteredBackend
 from tiny_textgen import synthetic_samples
 
 from curate.config import TextGenConfig
-from curate.enrich import TextEnricher
+from curate.caption import TextEnricher
 from curate.records import Sample
 from curate.textgen.factory import load_backend
 

@@ -21,7 +21,7 @@ from typing import Any
 from tiny_textgen import synthetic_samples
 
 from curate.config import LLMBackendConfig, TextGenConfig, VLMBackendConfig
-from curate.enrich import TextEnricher
+from curate.caption import TextEnricher
 from curate.shards import data_of
 from curate.textgen.prompts import STRICT_SUFFIX
 

@@ -25,7 +25,7 @@ from metered_backend import MeteredBackend
 from tiny_textgen import build_tiny_llm, build_tiny_vlm, smollm2_tokenizer, synthetic_samples
 
 from curate.config import LLMBackendConfig, TextGenConfig, VLMBackendConfig
-from curate.enrich import TextEnricher
+from curate.caption import TextEnricher
 from curate.textgen.hf import HFBackend
 from curate.textgen.openai_backend import OpenAIBackend
 from curate.textgen.prompts import STRICT_SUFFIX, as_data, caption_prompt

@@ -15,7 +15,7 @@ from metered_backend import MeteredBackend
 from tiny_textgen import synthetic_samples
 
 from curate.config import TextGenConfig, VLMBackendConfig
-from curate.enrich import TextEnricher
+from curate.caption import TextEnricher
 from curate.textgen.prompts import CAPTION_PROMPT, caption_prompt
 
 ENGINE = {"backend": "vllm", "dtype": "float32", "max_model_len": 2048, "max_new_tokens": 16,

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from curate.analyze import analyze
+from curate.decode import analyze
 from curate.config import CurateConfig
 from curate.cut import MP4_VIDEO_CODECS, CutClip, cut_clips
 from curate.download import Downloaded, download

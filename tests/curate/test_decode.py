@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from curate.analyze import analyze, build_command
+from curate.decode import analyze, build_command
 from curate.config import AnalysisConfig, CutConfig
 from curate.probe import probe
 

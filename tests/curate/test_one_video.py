@@ -12,7 +12,7 @@ from media_checks import frame_digests
 from curate.config import load_config
 from curate.demo.server import serve_directory
 from curate.sources import SourceRow, video_id_for
-from curate.video import choose_cut_mode, curate_video
+from curate.one_video import choose_cut_mode, curate_video
 
 ROOT = Path(__file__).resolve().parents[2]
 
