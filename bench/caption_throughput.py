@@ -33,9 +33,10 @@ from typing import Any
 
 import torch
 
-from curate.config import LLMBackendConfig, TextGenConfig, VLMBackendConfig
 from curate.caption import TextEnricher
+from curate.config import TextGenConfig
 from curate.records import Sample
+from curate.textgen.backend_configs import llm_backend, vlm_backend
 from curate.textgen.factory import load_backend
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test and bench support, not installed
@@ -87,10 +88,11 @@ def measure(enricher: TextEnricher, backend: MeteredBackend, samples: list[Sampl
     }
 
 
-def engine_fields(backend: str, device: str) -> dict[str, Any]:
-    """Backend settings: hf on ``device``; vllm float32 and eager on CPU (bfloat16 is ~7x slower there)."""
+def engine_fields(backend: str, device: str, batch_size: int) -> dict[str, Any]:
+    """Backend settings: hf on ``device`` in batches of ``batch_size``; vllm (which batches by itself)
+    float32 and eager on CPU (bfloat16 is ~7x slower there)."""
     if backend == "hf":
-        return {"backend": "hf", "device": device}
+        return {"backend": "hf", "device": device, "batch_size": batch_size}
     if device.startswith("cuda"):
         return {"backend": "vllm", "max_model_len": 4096}
     return {"backend": "vllm", "dtype": "float32", "max_model_len": 2048, "engine_kwargs": {"enforce_eager": True}}
@@ -106,7 +108,7 @@ def tiny_vlm(root: Path, args: argparse.Namespace) -> str:
 
 
 def caption_stage(root: Path, args: argparse.Namespace, backend_name: str) -> dict[str, Any]:
-    vlm_config = VLMBackendConfig(model=tiny_vlm(root, args), batch_size=args.vlm_batch_size, **engine_fields(backend_name, args.device))
+    vlm_config = vlm_backend(model=tiny_vlm(root, args), **engine_fields(backend_name, args.device, args.vlm_batch_size))
     config = TextGenConfig(vlm=vlm_config)
     started = time.perf_counter()
     backend = MeteredBackend(load_backend(config.vlm, vision=True, max_images=config.max_caption_frames))  # type: ignore[arg-type]
@@ -121,7 +123,7 @@ def caption_stage(root: Path, args: argparse.Namespace, backend_name: str) -> di
 
 def summary_stage(root: Path, args: argparse.Namespace, backend_name: str) -> dict[str, Any]:
     model = {"model": args.llm, "gguf_file": None} if args.llm else {}
-    llm_config = LLMBackendConfig(batch_size=args.llm_batch_size, **model, **engine_fields(backend_name, args.device))
+    llm_config = llm_backend(**model, **engine_fields(backend_name, args.device, args.llm_batch_size))
     config = TextGenConfig(llm=llm_config)
     started = time.perf_counter()
     backend = MeteredBackend(load_backend(config.llm, vision=False))  # type: ignore[arg-type]

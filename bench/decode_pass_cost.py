@@ -24,8 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from curate.decode import FRAMES_DIR, build_command
 from curate.config import load_config
+from curate.decode import FRAMES_DIR, build_command
 from curate.demo.corpus import build_corpus
 from curate.probe import probe
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.decode import analyze, detect_size
 from curate.config import AnalysisConfig
+from curate.decode import analyze, detect_size
 from curate.demo.corpus import build_corpus
 from curate.probe import probe
 from curate.shots import DETECTORS, PYSCENEDETECT, make_detector

@@ -29,7 +29,7 @@ import sys
 import time
 from typing import Any
 
-from curate.config import LLMBackendConfig
+from curate.textgen.backend_configs import llm_backend
 from curate.textgen.prompts import SUMMARY_PROMPT, SYSTEM_PROMPT, summary_prompt
 
 ENGINE = {"dtype": "float32", "max_model_len": 2048, "enforce_eager": True}
@@ -57,7 +57,7 @@ class InActor:
     def __init__(self, model: str) -> None:
         from curate.textgen.vllm_backend import VLLMBackend
 
-        config = LLMBackendConfig(backend="vllm", model=model, gguf_file=None, dtype="float32", max_model_len=2048,
+        config = llm_backend(backend="vllm", model=model, gguf_file=None, dtype="float32", max_model_len=2048,
                                   engine_kwargs={"enforce_eager": True})  # fmt: skip
         self.backend = VLLMBackend(config, vision=False)
 
@@ -117,7 +117,7 @@ def main() -> int:
 
     from curate.textgen.vllm_backend import model_path
 
-    model = model_path(LLMBackendConfig())  # SmolLM2's dense copy, made once
+    model = model_path(llm_backend())  # SmolLM2's dense copy, made once
     clean = rows(args.rows)
     ray.init(num_cpus=8, include_dashboard=False, runtime_env={"env_vars": {k: os.environ[k] for k in VLLM_ENV if k in os.environ}})
     results = []

@@ -25,9 +25,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from curate.config import BackendConfig, TextGenConfig
+from curate.config import TextGenConfig
 from curate.records import Sample
 from curate.shards import data_of
+from curate.textgen.backend_configs import BackendConfig
 from curate.textgen.factory import load_backend
 from curate.textgen.hygiene import clean, first_sentence
 from curate.textgen.interface import Backend, model_label

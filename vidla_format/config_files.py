@@ -11,10 +11,11 @@ themselves stay with their owners; only this generic part lives here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 
 def read_mapping(path: Path) -> dict[str, Any]:
@@ -60,10 +61,33 @@ def with_defaults(default: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
 
     So ``plan.short.min_s=4`` changes one field and keeps the scale's other defaults (a
     scale has no class-level defaults: short, medium and long differ). Plain dict fields
-    (``samples.splits``) are replaced whole, never merged key by key.
+    (``samples.splits``) are replaced whole, never merged key by key. A section that is a
+    discriminated union (a text backend: ``backend`` names its class) and whose kind ``data``
+    changes keeps only the defaults the new kind also has: ``text.llm.backend=openai`` keeps
+    the model, and the hf-only options of the default summariser do not follow it.
     """
     out = default.model_dump()
     for name, value in data.items():
         current = getattr(default, name, None)
-        out[name] = with_defaults(current, value) if isinstance(current, BaseModel) and isinstance(value, dict) else value
+        if not (isinstance(current, BaseModel) and isinstance(value, dict)):
+            out[name] = value
+            continue
+        switched = _switched_kind(type(default).model_fields.get(name), current, value)
+        if switched is None:
+            out[name] = with_defaults(current, value)
+        else:
+            shared = {k: v for k, v in current.model_dump().items() if k in switched.model_fields}
+            out[name] = shared | value
     return out
+
+
+def _switched_kind(field: FieldInfo | None, current: BaseModel, value: dict[str, Any]) -> type[BaseModel] | None:
+    """The union member ``value`` switches the section to, when it names another kind than ``current``'s."""
+    key = field.discriminator if field is not None else None
+    if not isinstance(key, str) or key not in value or value[key] == getattr(current, key, None):
+        return None
+    for member in get_args(field.annotation):
+        literal = member.model_fields.get(key) if isinstance(member, type) and issubclass(member, BaseModel) else None
+        if literal is not None and value[key] in get_args(literal.annotation):
+            return member
+    return None  # an unknown kind: validation names the choices

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from curate.textgen.interface import Backend
 
 if TYPE_CHECKING:
-    from curate.config import BackendConfig
+    from curate.textgen.backend_configs import BackendConfig
 
 
 def load_backend(config: BackendConfig, vision: bool, max_images: int = 4) -> Backend | None:

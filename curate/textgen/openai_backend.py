@@ -16,7 +16,7 @@ from typing import Any
 
 import openai
 
-from curate.config import BackendConfig
+from curate.textgen.backend_configs import OpenAIBackendConfig
 from curate.textgen.interface import Generation, model_label, truncate_with_tokenizer
 from curate.textgen.prompts import Prompt, openai_messages
 
@@ -27,7 +27,7 @@ CHARS_PER_TOKEN = 4
 class OpenAIBackend:
     """Chat completions over HTTP, ``max_concurrency`` at a time."""
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: OpenAIBackendConfig) -> None:
         self.name = model_label(config)
         self._config = config
         self._client = openai.OpenAI(

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from curate.config import BackendConfig
+from curate.textgen.backend_configs import VLLMBackendConfig
 from curate.textgen.interface import Generation, model_label, resolve_model, truncate_with_tokenizer
 from curate.textgen.prompts import Prompt, openai_messages
 
@@ -36,7 +36,7 @@ from curate.textgen.prompts import Prompt, openai_messages
 class VLLMBackend:
     """One vLLM engine; ``vision=True`` allows up to ``text.max_caption_frames`` images a prompt."""
 
-    def __init__(self, config: BackendConfig, vision: bool, max_images: int = 4) -> None:
+    def __init__(self, config: VLLMBackendConfig, vision: bool, max_images: int = 4) -> None:
         from vllm import LLM, SamplingParams
 
         self.name = model_label(config)
@@ -71,7 +71,7 @@ class VLLMBackend:
             return Generation("", 0, 0, error=f"{type(exc).__name__}: {exc}")
 
 
-def model_path(config: BackendConfig) -> str:
+def model_path(config: VLLMBackendConfig) -> str:
     """What the engine loads: the model reference, or a dense copy of a GGUF file (made once, cached)."""
     model = resolve_model(config.model)
     if not config.gguf_file:
@@ -81,7 +81,7 @@ def model_path(config: BackendConfig) -> str:
     return str(dense_checkpoint(model, config.gguf_file))
 
 
-def engine_arguments(config: BackendConfig, vision: bool, max_images: int, model: str | Path | None = None) -> dict[str, Any]:
+def engine_arguments(config: VLLMBackendConfig, vision: bool, max_images: int, model: str | Path | None = None) -> dict[str, Any]:
     """``vllm.LLM`` keyword arguments for ``config`` (kept separate so it can be checked without vLLM).
 
     ``model`` is what :func:`model_path` resolved; by default the configured reference as is.

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from curate.decode import analyze, build_command
 from curate.config import AnalysisConfig, CutConfig
+from curate.decode import analyze, build_command
 from curate.probe import probe
 
 BIKES_CUTS = [1.2, 3.04, 5.48, 7.48, 9.68]

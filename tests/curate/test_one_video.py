@@ -11,8 +11,8 @@ from media_checks import frame_digests
 
 from curate.config import load_config
 from curate.demo.server import serve_directory
-from curate.sources import SourceRow, video_id_for
 from curate.one_video import choose_cut_mode, curate_video
+from curate.sources import SourceRow, video_id_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,8 @@ import pytest
 from metered_backend import MeteredBackend
 from tiny_textgen import synthetic_samples
 
-from curate.config import TextGenConfig
 from curate.caption import TextEnricher
+from curate.config import TextGenConfig
 from curate.records import Sample
 from curate.textgen.factory import load_backend
 

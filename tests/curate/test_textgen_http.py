@@ -20,9 +20,10 @@ from typing import Any
 
 from tiny_textgen import synthetic_samples
 
-from curate.config import LLMBackendConfig, TextGenConfig, VLMBackendConfig
 from curate.caption import TextEnricher
+from curate.config import TextGenConfig
 from curate.shards import data_of
+from curate.textgen.backend_configs import llm_backend, vlm_backend
 from curate.textgen.prompts import STRICT_SUFFIX
 
 Reply = tuple[int, str]
@@ -107,7 +108,7 @@ def _is_strict(body: dict[str, Any]) -> bool:
 
 def _config(url: str, **backend: Any) -> TextGenConfig:
     http = {"backend": "openai", "base_url": url, "model": "scripted", "max_retries": 0, "timeout_s": 10, **backend}
-    return TextGenConfig(vlm=VLMBackendConfig(**http), llm=LLMBackendConfig(gguf_file=None, **http))
+    return TextGenConfig(vlm=vlm_backend(**http), llm=llm_backend(**http))
 
 
 SENTENCES = ["The rider checks the tyre pressure.", "Two words here now.", "Three more words follow here.", "Four."]

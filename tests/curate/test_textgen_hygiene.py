@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from curate.config import CurateConfig, load_config
 from curate.caption import read_frames, startup_notes
+from curate.config import CurateConfig, load_config
 from curate.textgen.hygiene import Cleaned, clean, first_sentence, is_repetitive, word_count
 from curate.textgen.interface import model_label, resolve_model
 from curate.textgen.prompts import (

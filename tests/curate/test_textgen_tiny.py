@@ -24,8 +24,9 @@ import pytest
 from metered_backend import MeteredBackend
 from tiny_textgen import build_tiny_llm, build_tiny_vlm, smollm2_tokenizer, synthetic_samples
 
-from curate.config import LLMBackendConfig, TextGenConfig, VLMBackendConfig
 from curate.caption import TextEnricher
+from curate.config import TextGenConfig
+from curate.textgen.backend_configs import llm_backend, vlm_backend
 from curate.textgen.hf import HFBackend
 from curate.textgen.openai_backend import OpenAIBackend
 from curate.textgen.prompts import STRICT_SUFFIX, as_data, caption_prompt
@@ -61,13 +62,13 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
 
 def _config(tiny: Tiny, **text: object) -> TextGenConfig:
     """hf backends over the tiny models; short generations keep random models out of loops."""
-    vlm = VLMBackendConfig(backend="hf", model=str(tiny.vlm), batch_size=3, max_new_tokens=16)
-    llm = LLMBackendConfig(backend="hf", model=str(tiny.llm), gguf_file=None, max_new_tokens=16)
+    vlm = vlm_backend(backend="hf", model=str(tiny.vlm), batch_size=3, max_new_tokens=16)
+    llm = llm_backend(backend="hf", model=str(tiny.llm), gguf_file=None, max_new_tokens=16)
     return TextGenConfig(vlm=vlm, llm=llm, **text)
 
 
 def test_vlm_batches_multi_frame_prompts(tiny: Tiny, tmp_path: Path) -> None:
-    backend = HFBackend(VLMBackendConfig(backend="hf", model=str(tiny.vlm), batch_size=2), vision=True)
+    backend = HFBackend(vlm_backend(backend="hf", model=str(tiny.vlm), batch_size=2), vision=True)
     frames = synthetic_samples("v", tmp_path, None, mediums=1, shorts_per_medium=1, frames_per_short=[3])[0].caption_frames
     jpegs = tuple(p.read_bytes() for p in frames)
     prompts = [caption_prompt(jpegs[:k], "Describe in {max_words} words.", 20, strict=False) for k in (1, 3, 2, 1)]
@@ -140,7 +141,7 @@ def test_every_sample_records_models_prompt_version_and_tokens(tiny: Tiny, tmp_p
 
 def test_a_model_that_answers_nothing_is_retried_once_then_recorded(tiny: Tiny, tmp_path: Path) -> None:
     config = _config(tiny)
-    mute = MeteredBackend(HFBackend(LLMBackendConfig(backend="hf", model=str(tiny.mute), gguf_file=None), vision=False))
+    mute = MeteredBackend(HFBackend(llm_backend(backend="hf", model=str(tiny.mute), gguf_file=None), vision=False))
     samples = synthetic_samples("mute", tmp_path, SENTENCES)
     for sample in samples:  # children with captions, so the parents' caption jobs run too
         if sample.scale == "short":
@@ -169,7 +170,7 @@ def test_a_model_that_answers_nothing_is_retried_once_then_recorded(tiny: Tiny, 
 
 
 def test_no_vlm_leaves_captions_null_and_says_why(tiny: Tiny, tmp_path: Path) -> None:
-    config = _config(tiny).model_copy(update={"vlm": VLMBackendConfig()})
+    config = _config(tiny).model_copy(update={"vlm": vlm_backend()})
     samples = synthetic_samples("novlm", tmp_path, SENTENCES)
     enricher = TextEnricher(config)
     assert enricher.vlm is None
@@ -182,11 +183,11 @@ def test_no_vlm_leaves_captions_null_and_says_why(tiny: Tiny, tmp_path: Path) ->
 
 
 def test_a_stage_that_is_off_is_recorded_even_when_its_pool_is_skipped(tiny: Tiny, tmp_path: Path) -> None:
-    config = _config(tiny).model_copy(update={"vlm": VLMBackendConfig()})
+    config = _config(tiny).model_copy(update={"vlm": vlm_backend()})
     samples = synthetic_samples("skipvlm", tmp_path, SENTENCES)
     TextEnricher(config, stages=["llm"])(samples)  # as a pipeline that runs no vlm pool
     assert samples[0].record["text_meta"]["caption"] == {"source": "vlm", "skipped": "no_vlm"}
-    off = config.model_copy(update={"llm": LLMBackendConfig(backend="none")})
+    off = config.model_copy(update={"llm": llm_backend(backend="none")})
     samples = synthetic_samples("skipllm", tmp_path, SENTENCES)
     TextEnricher(off, stages=["vlm"])(samples)  # as a pipeline that runs no llm pool
     assert samples[-1].record["text_meta"]["summary"] == {"source": "subtitle", "skipped": "no_llm"}
@@ -263,8 +264,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s:
 def test_openai_backend_against_transformers_serve(tiny: Tiny, served: str, tmp_path: Path) -> None:
     http = {"backend": "openai", "base_url": served, "max_new_tokens": 16, "max_concurrency": 2, "timeout_s": 60}
     config = TextGenConfig(
-        vlm=VLMBackendConfig(model=str(tiny.vlm), **http),
-        llm=LLMBackendConfig(model=str(tiny.llm), gguf_file=None, tokenizer=str(tiny.llm), **http),
+        vlm=vlm_backend(model=str(tiny.vlm), **http),
+        llm=llm_backend(model=str(tiny.llm), tokenizer=str(tiny.llm), **http),
     )
     vlm, llm = MeteredBackend(OpenAIBackend(config.vlm)), MeteredBackend(OpenAIBackend(config.llm))
     samples = synthetic_samples("http", tmp_path, SENTENCES)

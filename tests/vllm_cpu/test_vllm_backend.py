@@ -14,8 +14,9 @@ import pytest
 from metered_backend import MeteredBackend
 from tiny_textgen import synthetic_samples
 
-from curate.config import TextGenConfig, VLMBackendConfig
 from curate.caption import TextEnricher
+from curate.config import TextGenConfig
+from curate.textgen.backend_configs import vlm_backend
 from curate.textgen.prompts import CAPTION_PROMPT, caption_prompt
 
 ENGINE = {"backend": "vllm", "dtype": "float32", "max_model_len": 2048, "max_new_tokens": 16,
@@ -26,13 +27,13 @@ ENGINE = {"backend": "vllm", "dtype": "float32", "max_model_len": 2048, "max_new
 def vlm(tiny_vlm: Path) -> Iterator[MeteredBackend]:
     from curate.textgen.vllm_backend import VLLMBackend
 
-    backend = MeteredBackend(VLLMBackend(VLMBackendConfig(model=str(tiny_vlm), **ENGINE), vision=True, max_images=4))
+    backend = MeteredBackend(VLLMBackend(vlm_backend(model=str(tiny_vlm), **ENGINE), vision=True, max_images=4))
     yield backend
     backend.close()
 
 
 def test_captions_carry_every_frame_of_a_clip(vlm: MeteredBackend, tiny_vlm: Path, tmp_path: Path) -> None:
-    config = TextGenConfig(vlm=VLMBackendConfig(model=str(tiny_vlm), **ENGINE))
+    config = TextGenConfig(vlm=vlm_backend(model=str(tiny_vlm), **ENGINE))
     samples = synthetic_samples("cpu", tmp_path, ["One.", "Two.", "Three.", "Four."], frames_per_short=(1, 2, 3, 4))
     vlm.calls.clear()
     TextEnricher(config, stages=["vlm"], vlm=vlm)(samples)
