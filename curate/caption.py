@@ -121,6 +121,7 @@ class TextEnricher:
         outcomes = run_jobs(self.vlm, jobs, self.config.vlm.max_new_tokens, self.config.retry)
         for sample, outcome in zip(targets, outcomes, strict=True):
             _store(sample, "caption", outcome)
+        store_raw_captions(samples)
 
     # --- llm stage ------------------------------------------------------------------------------
 
@@ -191,6 +192,29 @@ class TextEnricher:
             summary_prompt, cut, self.config.summary_prompt, self.config.system_prompt, self.config.summary_max_words
         )
         return Job(prompt, self.config.summary_max_words, {**meta, "input_tokens": tokens, "input_truncated": truncated})
+
+
+def store_raw_captions(samples: Sequence[Sample]) -> None:
+    """Every clip's ``raw_caption``: the captions of the short clips it holds, in time order, joined
+    unsummarised (a short clip's is its own caption).
+
+    The paper captions frames at ~0.1 FPS and summarises a clip's frame captions into its caption;
+    its text ablation (Table 6) trains on the unsummarised ones. A short clip here is captioned
+    from its ~0.1 FPS frames in one VLM call, so the short captions are the frame-level captions
+    and a parent's raw text is theirs, not its children's summaries. Null when none exists.
+    """
+    by_key = {s.key: s for s in samples}
+
+    def shorts_in(sample: Sample) -> list[Sample]:
+        if sample.scale == SCALES[0]:
+            return [sample]
+        children = [by_key[k] for k in sample.record.get("children", []) if k in by_key]
+        return [short for child in children for short in shorts_in(child)]
+
+    for sample in samples:
+        texts = [s.record.get("caption") for s in shorts_in(sample)]  # children are listed in time order
+        joined = " ".join(t for t in texts if t)
+        sample.record["raw_caption"] = joined or None
 
 
 def base_meta(sample: Sample, version: str, config: TextGenConfig) -> dict[str, Any]:

@@ -129,6 +129,7 @@ def _sample(
         "subtitle_language": ctx.subtitle_language,
         "subtitle_kind": ctx.subtitle_kind,
         "caption": None,
+        "raw_caption": None,
         "summary": None,
         "caption_frames": [f.time for f in captions],
         "frame_times": [f.time for f in frames],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """2: clips are stream copies with MP4 edit lists (pre-roll hidden); ``preroll_s`` added. 3: commit manifests.
 4: shards are written by the workers and named ``shard-RUN-HASH`` (docs/dataset-format.md)."""
 

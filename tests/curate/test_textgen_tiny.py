@@ -113,6 +113,15 @@ def test_children_are_captioned_before_their_parents(tiny: Tiny, tmp_path: Path)
     assert long["text_meta"]["caption"]["source"] == "children"
     medium_captions = as_data(" ".join(by_key[k].record["caption"] for k in long["children"]))
     assert [_data(p.user) for p in second.prompts] == [medium_captions]
+    # The unsummarised captions (the paper's Table 6 text ablation): a short clip's own caption; a
+    # parent's, the captions of the short clips it holds in time order, not its children's summaries.
+    shorts = sorted((s for s in samples if s.scale == "short"), key=lambda s: s.key)  # ..._short_0000 first
+    assert all(s.record["raw_caption"] == s.record["caption"] for s in shorts)
+    assert long["raw_caption"] == " ".join(s.record["caption"] for s in shorts)
+    for medium in ("bike_medium_0000", "bike_medium_0001"):
+        children = by_key[medium].record["children"]
+        assert by_key[medium].record["raw_caption"] == " ".join(by_key[k].record["caption"] for k in children)
+        assert by_key[medium].record["raw_caption"] != by_key[medium].record["caption"]
 
 
 def _data(user: str) -> str:

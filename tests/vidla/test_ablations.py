@@ -109,3 +109,4 @@ def test_each_ablation_config_loads_its_row_and_builds(name: str) -> None:
     assert (name == "table6-caption-only") == (cfg.loss.subtitle_weight == 0)
     assert (name == "table6-subtitle-only") == (cfg.loss.caption_weight == 0)
     assert (name == "table6-unsummarised") == (cfg.data.subtitle_fields == ["subtitle"])
+    assert (name == "table6-unsummarised") == (cfg.data.caption_fields == ["raw_caption"])
