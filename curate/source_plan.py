@@ -34,10 +34,6 @@ from curate.redact import redact_url
 from curate.sources import SourceRow
 
 
-def _sorted(values: Iterable[int]) -> np.ndarray:
-    return np.unique(np.fromiter(values, np.int64))
-
-
 def _member(table: np.ndarray, key: int) -> bool:
     at = int(np.searchsorted(table, key))
     return at < len(table) and int(table[at]) == key
@@ -51,15 +47,8 @@ class LedgerFilter:
 
     @classmethod
     def of(cls, ledger: Ledger, retry_failed: bool = False) -> LedgerFilter:
-        rows = list(ledger.rows.values())
-        ok = sorted((key_hash(r.video_id), key_hash(r.url)) for r in rows if r.status == "ok")
-        done = (key_hash(r.video_id) for r in rows if ledger.done(r.video_id, retry_failed) and r.key == r.video_id)
-        return cls(
-            _sorted(done),
-            np.array([i for i, _ in ok], np.int64),
-            np.array([u for _, u in ok], np.int64),
-            _sorted(key_hash(r.key) for r in rows),
-        )
+        """The filter of ``ledger``'s rows, hashed from its Arrow data (no row becomes a Python object)."""
+        return cls(*ledger.verdict_hashes(retry_failed))
 
     @property
     def nbytes(self) -> int:
