@@ -142,7 +142,7 @@ class DataConfig(_Section):
     shards: str = Field(
         "out/shards",
         description="The `shards/` directory holding short/, medium/, long/: a local path or a filesystem URI "
-        "(s3://bucket/prefix/shards; credentials and endpoint as in curate/storage.py).",
+        "(s3://bucket/prefix/shards; credentials and endpoint as in vidla_format/storage.py).",
     )
     scale_weights: dict[str, float] | None = Field(
         None,
