@@ -70,7 +70,7 @@ from temporal_events import (  # noqa: E402
     orders_in_gallery,
     train_batch,
 )
-from temporal_tables import ARCHS, KNOCKOUTS, ROWS, knockout_table, table  # noqa: E402
+from temporal_tables import ARCHS, KNOCKOUTS, ROWS, frames_table, knockout_table, table  # noqa: E402
 
 from vidla.config import ModelConfig, OptimConfig  # noqa: E402
 from vidla.data import Clip, collate_clips  # noqa: E402
@@ -297,8 +297,9 @@ def knockouts(vidla: VidLA) -> dict[str, VidLA]:
     return out
 
 
-def run_seed(seed: int, budget: Budget, gallery: Batch) -> dict[str, Any]:
-    """Build, train and evaluate both models (and VidLA's knock-outs) for one seed."""
+def run_seed(seed: int, budget: Budget, gallery: Batch, wider: Batch) -> dict[str, Any]:
+    """Build, train and evaluate both models (and VidLA's knock-outs) for one seed; ``wider`` is the same
+    gallery sampled at another frame count than training's (VidLA interpolates its temporal positions)."""
     start = time.perf_counter()
     models = build_pair(seed, budget)
     pretrain_seconds = time.perf_counter() - start
@@ -309,12 +310,14 @@ def run_seed(seed: int, budget: Budget, gallery: Batch) -> dict[str, Any]:
         name: evaluate(similarities(m, gallery, tokenizer), gallery)
         for name, m in knockouts(models["vidla"]).items()
     }
+    other_frames = {arch: evaluate(similarities(m, wider, tokenizer), wider) for arch, m in models.items()}
     return {
         "seed": seed,
         "pretrain_seconds": pretrain_seconds,
         "train_seconds": seconds,
         "scores": scores,
         "knockouts": knocked,
+        "other_frames": other_frames,
     }
 
 
@@ -356,15 +359,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(min(args.threads, cpu_threads(0)))
     start = time.perf_counter()
     gallery = eval_gallery(args.gallery_seed, budget.groups, budget.frames, budget.size)
+    wider = eval_gallery(args.gallery_seed, budget.groups, 2 * budget.frames, budget.size)
     facts = gallery_facts(gallery)
     print(f"budget (both models): {asdict(budget)}; seeds {args.seeds}; {torch.get_num_threads()} threads",
           flush=True)  # fmt: skip
-    runs = [run_seed(seed, budget, gallery) for seed in args.seeds]
+    runs = [run_seed(seed, budget, gallery, wider) for seed in args.seeds]
     result = {"budget": asdict(budget), "facts": facts, "runs": runs, "seconds": time.perf_counter() - start}
     print()
     print(table(runs, facts))
     print()
     print(knockout_table(runs))
+    print()
+    print(frames_table(runs, budget.frames, 2 * budget.frames))
     print()
     for r in runs:
         trained = ", ".join(f"{a} {s:.0f} s" for a, s in r["train_seconds"].items())

@@ -72,3 +72,18 @@ def knockout_table(runs: list[dict[str, Any]]) -> str:
         picks = " | ".join(_cell(_values(runs, (*path, row, "pick"))) for row in ROWS)
         lines.append(f"| {name} | {picks} | {_cell(_values(runs, (*path, 'all', 'r1_order')))} |")
     return "\n".join(lines)
+
+
+def frames_table(runs: list[dict[str, Any]], trained: int, other: int) -> str:
+    """Both models evaluated at the training frame count and at ``other`` (the same clips, sampled
+    denser): order-sensitive R@1 and order pick over all lengths. VidLA reads ``other`` frames through
+    its temporal positions interpolated from the ``trained`` ones (docs/model.md, "Temporal positions")."""
+    lines = [
+        "| model | frames | order-sens. R@1 all | order pick all | R@1 all |",
+        "|---|---|---|---|---|",
+    ]
+    for arch in ARCHS:
+        for frames, key in ((trained, ("scores", arch)), (other, ("other_frames", arch))):
+            cells = [_cell(_values(runs, (*key, "all", k))) for k in ("r1_order", "pick", "r1")]
+            lines.append(f"| {arch} | {frames}{' (trained)' if frames == trained else ''} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
