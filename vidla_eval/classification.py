@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -33,7 +34,7 @@ from vidla_eval.benchmarks import BenchmarkVideos
 from vidla_eval.benchmarks.records import BenchmarkFormatError, BenchmarkVideo, RetrievalSplit
 from vidla_eval.benchmarks.registry import CLASSIFICATION_BENCHMARKS
 from vidla_eval.benchmarks.video_files import find_videos
-from vidla_eval.eval_model import image_size, load_model
+from vidla_eval.eval_model import LoadedModel, image_size, load_model
 from vidla_eval.eval_retrieval import Encoder
 from vidla_eval.result_files import ResultDir
 
@@ -166,14 +167,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         encoder, split, frames, image_size(loaded.model), args.batch_size, args.workers, args.prompt
     )
     results = {**top_k_accuracy(scores, np.asarray(split.labels)), "videos": len(split.videos)}
-    payload = {
+    payload = metrics_payload(args, loaded, split, device, results, time.perf_counter() - started)
+    write_metrics(args.output, payload, split)
+    return payload
+
+
+def metrics_payload(
+    args: argparse.Namespace,
+    loaded: LoadedModel,
+    split: ClassificationSplit,
+    device: torch.device,
+    results: dict[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
+    """The ``metrics.json`` of an evaluation (shared with fine-tuning in ``vidla_train``)."""
+    return {
         "format": EVAL_FORMAT,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "model": {
             "source": loaded.source,
             "step": loaded.step,
             "clip": loaded.config.clip,
-            "num_frames": frames,
+            "num_frames": loaded.config.num_frames,
         },
         "dataset": {
             "name": args.dataset,
@@ -184,16 +199,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "skipped_videos": list(split.skipped_videos),
         },
         "device": str(device),
-        "encode_seconds": round(time.perf_counter() - started, 2),
+        "encode_seconds": round(seconds, 2),
         "results": results,
     }
-    output = ResultDir(args.output)
+
+
+def write_metrics(output_uri: str, payload: dict[str, Any], split: ClassificationSplit) -> None:
+    """Write ``metrics.json`` under ``output_uri`` and print the accuracies."""
+    results = payload["results"]
+    output = ResultDir(output_uri)
     output.write_bytes("metrics.json", (json.dumps(payload, indent=2) + "\n").encode())
     print(
         f"{split.name}: top-1 {results['top1']:.1f}  top-5 {results['top5']:.1f}  ({len(split.videos)} videos)"
     )
     print("wrote " + output.show("metrics.json"))
-    return payload
 
 
 def main(argv: list[str] | None = None) -> None:
