@@ -30,7 +30,7 @@ CLASSIFICATION ?= kinetics400
 CLASSIFICATION_ROOT ?=
 EVAL_OUTPUT ?= $(if $(filter %.pt,$(CHECKPOINT)),$(dir $(CHECKPOINT))eval,$(CHECKPOINT)/eval)
 
-.PHONY: setup setup-vllm demo test test-vllm lint dataset train eval-retrieval eval-classification bench clean
+.PHONY: setup setup-vllm demo test test-vllm lint dataset train eval-retrieval eval-classification finetune-classification bench clean
 
 setup: $(VENV)/.installed
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
@@ -82,6 +82,10 @@ eval-retrieval: setup  ## retrieval metrics of CHECKPOINT on SHARDS' test split,
 
 eval-classification: setup  ## zero-shot classification of CHECKPOINT on CLASSIFICATION (CLASSIFICATION_ROOT)
 	$(PY) -m vidla_eval.classification --checkpoint $(CHECKPOINT) --output $(EVAL_OUTPUT)/$(CLASSIFICATION) \
+	  --dataset $(CLASSIFICATION) --root $(CLASSIFICATION_ROOT) $(ARGS)
+
+finetune-classification: setup  ## fine-tune CHECKPOINT's video tower on CLASSIFICATION's train split, top-1/top-5 on val
+	$(PY) -m vidla_train.finetune_classification --checkpoint $(CHECKPOINT) --output $(EVAL_OUTPUT)/$(CLASSIFICATION)-finetuned \
 	  --dataset $(CLASSIFICATION) --root $(CLASSIFICATION_ROOT) $(ARGS)
 
 test: setup
