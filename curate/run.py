@@ -18,10 +18,10 @@ from tqdm import tqdm
 
 from curate.config import CurateConfig
 from curate.dedupe import dedupe
+from curate.one_video import VideoResult, curate_video
 from curate.sink import DatasetWriter
 from curate.source_plan import LedgerFilter, expand_batch
 from curate.sources import Rules, SourceRow, load_opt_out, read_classified
-from curate.one_video import VideoResult, curate_video
 from curate.workdir import private_workdir, remove_workdir
 from curate.workers import WorkerPool
 from vidla_format.layout import CLIPS_FILE, STATS_FILE
@@ -120,4 +120,4 @@ def run(
             enricher.close()
     wall = time.monotonic() - started
     stats = sink.close(wall)
-    return RunSummary(str(output), len(sink.tally.statuses), sink.tally.samples_written, wall, stats)
+    return RunSummary(str(output), sink.tally.videos, sink.tally.samples_written, wall, stats)

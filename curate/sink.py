@@ -32,11 +32,14 @@ from curate.shards import ShardWriter
 from curate.sources import SourceRow
 from vidla_format.commits import (
     Manifest,
+    commit_number,
     commits_dir,
     next_commit_number,
     read_manifests,
+    read_verified,
     remove_uncommitted,
     write_manifest,
+    write_verified,
 )
 from vidla_format.index import INDEX_SCHEMA
 from vidla_format.layout import CLIPS_FILE, FORMAT_VERSION, SCALES, SHARDS_DIR, STATS_FILE
@@ -45,12 +48,40 @@ from vidla_format.storage import Storage
 log = logging.getLogger(__name__)
 
 
+STAGES = ("download", "analyze", "cut", "text")
+"""The stages whose seconds ``stats.json`` reports (the ledger's ``<stage>_s`` and ``<stage>_cpu_s``)."""
+
+
 @dataclass
 class RunTally:
-    """What this run did (as opposed to the whole dataset, which the ledger holds)."""
+    """What this run did (as opposed to the whole dataset, which the ledger holds), as running totals:
+    a run of millions of videos keeps a few numbers, not a row per video."""
 
-    statuses: list[VideoStatus] = field(default_factory=list)
+    videos: int = 0
+    ok: int = 0
     samples_written: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SCALES, 0))
+    cpu_s: float = 0.0
+    text_cpu_s: float = 0.0
+    stage_cpu_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    """Wall seconds per stage, of the videos that ended ``ok``."""
+    source_s: float = 0.0
+    preroll_s: float = 0.0
+
+    def add(self, statuses: list[VideoStatus]) -> None:
+        """Count finished videos (each once: the sink adds a batch's rows when it publishes them)."""
+        for r in statuses:
+            self.videos += 1
+            self.cpu_s += r.cpu_s or 0.0
+            self.text_cpu_s += r.text_cpu_s or 0.0
+            for k in STAGES:
+                self.stage_cpu_s[k] += getattr(r, f"{k}_cpu_s") or 0.0
+            if r.status == "ok":
+                self.ok += 1
+                self.source_s += r.duration or 0.0
+                self.preroll_s += r.preroll_s or 0.0
+                for k in STAGES:
+                    self.stage_s[k] += getattr(r, f"{k}_s") or 0.0
 
 
 class DatasetWriter:
@@ -87,9 +118,11 @@ class DatasetWriter:
 
     def _recover(self) -> list[Manifest]:
         """Keep the commits whose shards are all readable; remove unreadable commits and every shard
-        no kept commit names (a crashed run's, a failed task's)."""
+        no kept commit names (a crashed run's, a failed task's). Commits that an earlier clean close
+        verified (``verified.json``) are kept without a look at their shards."""
         manifests, bad = read_manifests(self.storage, SHARDS_DIR)
-        kept = [m for m in manifests if _readable(self.storage, m)]
+        self.verified = read_verified(self.storage, SHARDS_DIR)  # a clean close read these back: not checked again
+        kept = [m for m in manifests if commit_number(m.name) <= self.verified or _readable(self.storage, m)]
         for name in bad + [m.name for m in manifests if m not in kept]:
             self.storage.delete(f"{commits_dir(SHARDS_DIR)}/{name}")
         self.committed = {scale: {stem for m in kept for stem in m.shards.get(scale, [])} for scale in SCALES}
@@ -142,7 +175,7 @@ class DatasetWriter:
             if not foreign:
                 self._delete_shards(batch.shards)
             return False
-        self.tally.statuses += batch.statuses + batch.unwritten
+        self.tally.add(batch.statuses + batch.unwritten)
         for scale, count in batch.samples.items():
             self.tally.samples_written[scale] += count
         self.ledger.commit(batch.unwritten)
@@ -181,7 +214,9 @@ class DatasetWriter:
             self.commit()
             self._remove_uncommitted()
             self.ledger.consolidate()
-            write_clips_index(self.storage)
+            write_clips_index(self.storage)  # reads every committed shard's index back
+            if self._commit_no - 1 != self.verified:  # a rerun that committed nothing rewrites nothing
+                write_verified(self.storage, SHARDS_DIR, self._commit_no - 1, self.run_id)
             stats = dataset_stats(self.ledger, self.config, self.tally, wall_s)
             stats.update(extra_stats or {})
             self.storage.write_bytes(STATS_FILE, json.dumps(stats, indent=2).encode())
@@ -244,29 +279,25 @@ def _count(mask: pa.ChunkedArray) -> int:
 
 def dataset_stats(ledger: Ledger, config: CurateConfig, tally: RunTally, wall_s: float) -> dict[str, Any]:
     """The funnel over the whole ledger, and this run's timings and throughput."""
-    done_now = [r for r in tally.statuses if r.status == "ok"]
-    cpu_s = sum(r.cpu_s or 0.0 for r in tally.statuses)
-    text_cpu_s = sum(r.text_cpu_s or 0.0 for r in tally.statuses)
-    source_s = sum(r.duration or 0.0 for r in done_now)
-    stage_cpu = {k: round(sum(getattr(r, f"{k}_cpu_s") or 0.0 for r in tally.statuses), 3) for k in ("download", "analyze", "cut", "text")}
+    cpu_s, text_cpu_s, source_s = tally.cpu_s, tally.text_cpu_s, tally.source_s
     return {
         "format_version": FORMAT_VERSION,
         "funnel": funnel(ledger),
         "run": {
-            "videos_processed": len(tally.statuses),
+            "videos_processed": tally.videos,
             "samples_written": tally.samples_written,
             "wall_s": round(wall_s, 3),
-            "stage_s": {k: round(sum(getattr(r, f"{k}_s") or 0.0 for r in done_now), 3) for k in ("download", "analyze", "cut", "text")},
+            "stage_s": {k: round(v, 3) for k, v in tally.stage_s.items()},
             # CPU seconds per stage, in whichever process ran it (ffmpeg children included; the text
             # stages' share of each batch by clip count, all the actor's threads counted).
-            "stage_cpu_s": stage_cpu,
+            "stage_cpu_s": {k: round(v, 3) for k, v in tally.stage_cpu_s.items()},
             "cpu_s": round(cpu_s + text_cpu_s, 3),
             "curation_cpu_s": round(cpu_s, 3),
             "source_seconds": round(source_s, 3),
             # Curation covers download, the decode, planning and cutting; the second figure adds captions and summaries.
             "source_seconds_per_cpu_second": round(source_s / cpu_s, 3) if cpu_s else None,
             "source_seconds_per_cpu_second_with_text": round(source_s / (cpu_s + text_cpu_s), 3) if cpu_s + text_cpu_s else None,
-            "preroll_s": round(sum(r.preroll_s or 0.0 for r in done_now), 3),
+            "preroll_s": round(tally.preroll_s, 3),
             "source_seconds_per_wall_second": round(source_s / wall_s, 3) if wall_s else None,
         },
         "config": json.loads(config.model_dump_json()),

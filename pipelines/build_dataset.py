@@ -155,7 +155,7 @@ def build(sources: str | Path, output: str, config: PipelineConfig, retry_failed
     wall = time.monotonic() - started
     stats = sink.close(wall)
     write_report(sink.storage, stats)
-    return RunSummary(output, len(sink.tally.statuses), sink.tally.samples_written, wall, stats)
+    return RunSummary(output, sink.tally.videos, sink.tally.samples_written, wall, stats)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,6 +83,35 @@ def write_manifest(storage: Storage, shards_root: str, number: int, run_id: str,
     return name
 
 
+VERIFIED_FILE = "verified.json"
+"""In the commits directory: ``{"through": N, "run_id"}``, the highest commit number that a writer's clean
+close found complete (it read every committed shard's index back to build ``clips.parquet``)."""
+
+
+def commit_number(name: str) -> int:
+    """N of ``commit-NNNNNN-RUN.json`` (-1 for any other name)."""
+    match = COMMIT_RE.match(name)
+    return int(match.group(1)) if match else -1
+
+
+def read_verified(storage: Storage, shards_root: str) -> int:
+    """The commit number through which every commit is known complete, or -1 (none, or unreadable).
+
+    A resume checks only the commits after it, so resuming a dataset of millions of shards costs the
+    commits of the last, interrupted run, not two requests per shard ever written.
+    """
+    try:
+        return int(json.loads(storage.read_bytes(f"{commits_dir(shards_root)}/{VERIFIED_FILE}"))["through"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+def write_verified(storage: Storage, shards_root: str, through: int, run_id: str) -> None:
+    """Record that commits up to ``through`` are complete (call only once their shards were read back)."""
+    body = {"through": through, "run_id": run_id}
+    storage.write_bytes(f"{commits_dir(shards_root)}/{VERIFIED_FILE}", json.dumps(body).encode())
+
+
 def committed_stems(storage: Storage, shards_root: str, scale: str) -> set[str]:
     """Stems (``shard-RUN-HASH``) of the shards of ``scale`` that a readable manifest names."""
     manifests, _ = read_manifests(storage, shards_root)

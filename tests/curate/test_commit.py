@@ -139,6 +139,28 @@ def test_an_unreadable_commit_is_uncommitted_and_redone(tmp_path):
     assert set(assert_consistent(out)) == {"v"}
 
 
+def test_a_resume_checks_only_the_commits_after_the_last_clean_close(tmp_path):
+    """At millions of shards, reading every shard back on each resume would take days: a clean close
+    records the commits it verified, and a resume checks only those after them."""
+    out = tmp_path / "out"
+    first = DatasetWriter(str(out), config())
+    first.write(status("a", "http://x/a", "A"), list(clips("a", "http://x/a", "A")))
+    first.close(1.0)
+    commits = out / "shards" / "commits"
+    numbers = sorted(int(p.name.split("-")[1]) for p in commits.glob("commit-*.json"))
+    assert json.loads((commits / "verified.json").read_text())["through"] == numbers[-1]
+    second = DatasetWriter(str(out), config())
+    second.write(status("b", "http://x/b", "A", 1), list(clips("b", "http://x/b", "A")))
+    second.commit()
+    second.release()  # stopped before its end: b's commit is not verified
+    for index in (out / "shards").glob("*/shard-*.parquet"):
+        index.unlink()  # every shard index now unreadable, a's and b's alike
+    third = DatasetWriter(str(out), config())
+    todo = third.todo([pending("http://x/a", "a"), pending("http://x/b", "b", 1)])
+    assert [r.video_id for r in todo] == ["b"], "a's verified commit is not looked at again; b's is, and is dropped"
+    third.release()
+
+
 def test_a_second_writer_fails_fast_and_a_dead_writers_lease_is_taken_over(tmp_path):
     out = tmp_path / "out"
     holder = child(
