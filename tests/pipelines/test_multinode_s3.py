@@ -46,6 +46,7 @@ NO_TEXT = ("text.llm.backend=none", "text.vlm.backend=none")
 WRITE = ("ray.write.batch_size=1", "ray.write.concurrency=2", "ray.write.resources={writer: 1}")
 DATASET_FILE = re.compile(
     r"^(shards/(short|medium|long)/shard-[A-Za-z0-9_-]+\.(tar|parquet)|shards/commits/commit-\d{6}-[A-Za-z0-9_-]+\.json"
+    r"|shards/commits/verified\.json"
     r"|videos\.parquet|clips\.parquet|stats\.json"
     r"|report\.html|report/[A-Za-z0-9_-]+\.(jpg|png))$"
 )
