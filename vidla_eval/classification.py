@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,9 @@ from vidla.config import MissingVideos
 from vidla.distributed import resolve_device
 from vidla_eval.benchmarks import BenchmarkVideos
 from vidla_eval.benchmarks.records import BenchmarkFormatError, BenchmarkVideo, RetrievalSplit
-from vidla_eval.benchmarks.registry import CLASSIFICATION_BENCHMARKS
+from vidla_eval.benchmarks.registry import CLASSIFICATION_BENCHMARKS, annotated_entries
 from vidla_eval.benchmarks.video_files import find_videos
+from vidla_eval.cli import run_cli
 from vidla_eval.eval_model import LoadedModel, image_size, load_model
 from vidla_eval.eval_retrieval import Encoder
 from vidla_eval.result_files import ResultDir
@@ -68,14 +68,8 @@ def load_classification(
         )
     bench, read_classes = CLASSIFICATION_BENCHMARKS[name]
     split = split or DEFAULT_SPLITS[name]
-    if split not in bench.splits:
-        raise ValueError(f"{name} has no labelled split {split!r}; known: {list(bench.splits)}")
     root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{name} root {root} is not a directory")
-    entries = bench.read(root, split)
-    if not entries:
-        raise BenchmarkFormatError(f"{root}: {name}/{split} has no annotated videos")
+    entries = annotated_entries(bench, name, root, split)
     classes = read_classes(root, split)
     index = {c: i for i, c in enumerate(classes)}
     unlisted = next((e for e in entries if e.texts[0] not in index), None)
@@ -216,14 +210,7 @@ def write_metrics(output_uri: str, payload: dict[str, Any], split: Classificatio
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    args = parse_args(argv)
-    try:
-        run(args)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"eval-classification: {exc}", file=sys.stderr)
-        sys.exit(2)
-
+    run_cli("eval-classification", parse_args, run, argv)
 
 if __name__ == "__main__":
     main()

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -54,6 +53,7 @@ from vidla.data import build_loader
 from vidla.distributed import resolve_device
 from vidla.text_tower import Tokenizer
 from vidla.vidla import VidLA, normalize_video
+from vidla_eval.cli import run_cli
 from vidla_eval.eval_model import image_size, load_model
 from vidla_eval.metrics import (
     DEFAULT_DSL_TEMPERATURE,
@@ -362,14 +362,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    args = parse_args(argv)
-    try:
-        run(args)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"eval-retrieval: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
+    run_cli("eval-retrieval", parse_args, run, argv)
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
@@ -50,6 +49,7 @@ from vidla_eval.classification import (
     top_k_accuracy,
     write_metrics,
 )
+from vidla_eval.cli import run_cli
 from vidla_eval.eval_model import image_size, load_model
 from vidla_eval.eval_retrieval import Encoder
 from vidla_train.schedule import warmup_cosine
@@ -250,14 +250,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    args = parse_args(argv)
-    try:
-        run(args)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"finetune-classification: {exc}", file=sys.stderr)
-        sys.exit(2)
-
+    run_cli("finetune-classification", parse_args, run, argv)
 
 if __name__ == "__main__":
     main()

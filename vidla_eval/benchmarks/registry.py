@@ -44,14 +44,8 @@ def load_benchmark(
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
     bench = BENCHMARKS[name]
-    if split not in bench.splits:
-        raise ValueError(f"{name} has no split {split!r}; known: {list(bench.splits)}")
     root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{name} root {root} is not a directory")
-    entries = bench.read(root, split)
-    if not entries:
-        raise BenchmarkFormatError(f"{root}: {name}/{split} has no annotated videos")
+    entries = annotated_entries(bench, name, root, split)
     found, absent = find_videos(bench, root, split, entries, missing)
     videos, texts, labels = [], [], []
     for i, (entry, path) in enumerate(found):
@@ -59,3 +53,16 @@ def load_benchmark(
         texts.extend(entry.texts)
         labels.extend([i] * len(entry.texts))
     return RetrievalSplit(f"{name}/{split}", videos, texts, labels, tuple(absent))
+
+
+def annotated_entries(bench: Benchmark, name: str, root: Path, split: str) -> list:
+    """The annotation entries of ``split`` of a local copy at ``root``; a split the benchmark lacks, a
+    missing root or an empty annotation is an error that names it (retrieval and classification alike)."""
+    if split not in bench.splits:
+        raise ValueError(f"{name} has no split {split!r}; known: {list(bench.splits)}")
+    if not root.is_dir():
+        raise FileNotFoundError(f"{name} root {root} is not a directory")
+    entries = bench.read(root, split)
+    if not entries:
+        raise BenchmarkFormatError(f"{root}: {name}/{split} has no annotated videos")
+    return entries
