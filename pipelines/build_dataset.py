@@ -31,8 +31,10 @@ from pathlib import Path
 
 import pydantic
 
+REPO = Path(__file__).resolve().parent.parent
+"""The checkout: ``pipelines/`` is run from it (``ray job submit --working-dir .`` ships it), not installed."""
 if __package__ in (None, ""):  # run as a script (ray job submit -- python pipelines/build_dataset.py)
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(REPO))
 
 from curate.cli import format_summary
 from curate.lease import OutputLocked
@@ -94,7 +96,9 @@ def init_ray(config: PipelineConfig) -> None:
         ray.init(address=address, **kwargs)
     else:
         # "local": a Ray of its own even when another one (e.g. from `ray start`) runs on this machine,
-        # which a bare ray.init() would join, ignoring num_cpus.
+        # which a bare ray.init() would join, ignoring num_cpus. Its workers inherit this environment:
+        # they find `pipelines` (the repository's Ray folder, not an installed package) from any cwd.
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
         ray.init(address="local", num_cpus=config.ray.num_cpus, include_dashboard=config.ray.dashboard,
                  object_store_memory=config.ray.object_store_memory_bytes, **kwargs)  # fmt: skip
 
