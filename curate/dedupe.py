@@ -12,16 +12,25 @@ Two parts, both plain Python:
   ~6 GB of a dict of strings. A 64-bit hash collision would make one video a false
   duplicate: for 40 million keys the chance is ~4e-5 per list.
 - :class:`Deduper` takes rows in any order of arrival (parallel readers and planners finish
-  out of order), holds them until every earlier input row has arrived, and decides each row
-  in input order against an index. The index is anything with ``lookup``/``insert`` on numpy
+  out of order), holds them until every earlier input row has arrived whole, and decides each
+  row in input order against an index. The index is anything with ``lookup``/``insert`` on numpy
   arrays: a local :class:`HashIndex`, or hash-sharded remote ones (``pipelines/sources.py``).
+
+Exactly once under retries: Ray retries a planning task whose actor died, so rows of an input row
+can arrive twice. A second copy of an input row (the same ``row`` again) is not a second listing
+of its URL: the :class:`Deduper` drops it and counts it in ``replayed``, and only a URL or id on
+two *different* input rows (or twice among a playlist's entries) is a ``duplicate``. The rows of
+one input row are its source row and, for an ``expanded`` one, the ``entries`` rows that follow
+it (same ``row``, told apart by their place after it). Ray may cut one planner's output into
+several blocks, so an input row is decided only once all its entries are in; the blocks of one
+planning task arrive in the order it made them, so a copy always starts with its source row.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -87,32 +96,102 @@ class HashIndex:
         self.levels.append(level)
 
 
+@dataclass
+class _Held:
+    """The rows of one input row that have arrived: its source row (once seen) and its entries so far."""
+
+    source: SourceRow | None = None
+    entries: list[SourceRow] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the source row and every entry it announces are in (later ones are replays)."""
+        return self.source is not None and len(self.entries) >= _entry_count(self.source)
+
+    def size(self) -> int:
+        return (self.source is not None) + len(self.entries)
+
+    def rows(self) -> list[SourceRow]:
+        """The source row, then the entries it announces: the order ``decide`` needs (its entries
+        come after it). Entries beyond those are another copy's that came before its source row."""
+        assert self.source is not None
+        return [self.source, *self.entries[: _entry_count(self.source)]]
+
+
+def _entry_count(source: SourceRow) -> int:
+    """How many entry rows follow a source row: its ``entries`` if it was expanded, else none."""
+    return (source.entries or 0) if source.status == "expanded" else 0
+
+
 class Deduper:
-    """Decides rows in input-row order, whatever order they arrive in.
+    """Decides rows in input-row order, whatever order they arrive in, each input row once.
 
     ``push(rows)`` takes the rows of some input rows (each input row's source row and, for a
     playlist, its entries, which carry the same ``row``) and returns the rows whose turn has
-    come, decided; the rest wait for the input rows before them. ``first_row`` is where the
-    list (or this reader's share of it) starts.
+    come, decided; the rest wait for the input rows before them, or for the rest of their own
+    entries. ``first_row`` is where the list (or this reader's share of it) starts.
+
+    A copy of an input row already decided or held complete (a retried planning task's output)
+    is dropped and counted in ``replayed``; a new copy of one held incomplete (its first attempt
+    died between two blocks, so the rest may never come) replaces it.
     """
 
     def __init__(self, index: Index | None = None, first_row: int = 0) -> None:
         self.index = index if index is not None else HashIndex()
         self.next_row = first_row
-        self.waiting: dict[int, list[SourceRow]] = {}
+        self.waiting: dict[int, _Held] = {}
+        self.replayed = 0
 
     def push(self, rows: Iterable[SourceRow]) -> list[SourceRow]:
+        """Take a block of rows (in the order a planner made them); return the rows now decided."""
+        replaying: int | None = None  # the input row whose replayed copy the block is in
         for row in rows:
-            self.waiting.setdefault(row.row, []).append(row)
+            replaying = self._take(row, replaying)
+        return self._release()
+
+    def _take(self, row: SourceRow, replaying: int | None) -> int | None:
+        """Hold ``row`` unless it is a replay; returns the input row whose replayed copy goes on."""
+        if row.row < self.next_row or (row.expanded_from is not None and row.row == replaying):
+            self.replayed += 1  # a copy of a decided input row, or the entries of a replayed source row
+            return replaying
+        held = self.waiting.setdefault(row.row, _Held())
+        if row.expanded_from is not None:
+            self._take_entry(held, row)
+            return replaying
+        return self._take_source(held, row)
+
+    def _take_entry(self, held: _Held, row: SourceRow) -> None:
+        """An entry joins its input row's copy; once that has all it announced, more are a replay's."""
+        if held.complete:
+            self.replayed += 1  # the rest of a replayed copy, in a later block
+        else:
+            held.entries.append(row)
+
+    def _take_source(self, held: _Held, row: SourceRow) -> int | None:
+        """A source row starts its input row's copy; a second one starts a replay (see the class)."""
+        if held.complete:
+            self.replayed += 1
+            return row.row
+        if held.source is not None:  # an earlier attempt's copy, cut short: this copy replaces it
+            self.replayed += held.size()
+            held.entries = []
+        held.source = row
+        return None
+
+    def _release(self) -> list[SourceRow]:
+        """Decide every input row whose earlier input rows are decided and whose rows are all in."""
         ready: list[SourceRow] = []
-        while self.next_row in self.waiting:
-            ready.extend(self.waiting.pop(self.next_row))
+        while (held := self.waiting.get(self.next_row)) is not None and held.complete:
+            del self.waiting[self.next_row]
+            rows = held.rows()
+            self.replayed += held.size() - len(rows)
+            ready.extend(rows)
             self.next_row += 1
         return self.decide(ready) if ready else []
 
     @property
     def held(self) -> int:
-        """Input rows waiting for an earlier one (a finished list leaves none)."""
+        """Input rows waiting for an earlier one or for their own entries (a finished list leaves none)."""
         return len(self.waiting)
 
     def decide(self, rows: Sequence[SourceRow]) -> list[SourceRow]:
@@ -159,7 +238,7 @@ def dedupe(rows: Iterable[SourceRow], index: Index | None = None) -> list[Source
     deduper = Deduper(index)
     out = deduper.push(rows)
     if deduper.held:
-        raise ValueError(f"input rows missing before row {min(deduper.waiting)}: the list was not read whole")
+        raise ValueError(f"input row {deduper.next_row} is missing or lacks entries: the list was not read whole")
     return out
 
 

@@ -7,7 +7,9 @@ as soon as the first batch is planned and the driver never holds the list:
              of row groups; the text formats: one task reading front to back), each row numbered
     plan     PlanStage (actor pool): classify, then list playlists on threads (curate.expand)
     dedupe   DedupeStage (one actor): in input-row order, against hash-sharded HashIndex actors
-             (8 bytes a key, plus the first row), then the ledger's verdict (LedgerFilter)
+             (8 bytes a key, plus the first row), then the ledger's verdict (LedgerFilter); a
+             planning task Ray retried delivers some input rows twice, and the second copy is
+             dropped (logged, not a ``duplicate`` row: see curate.dedupe)
     split    one row per block, so every download actor gets work of its own
 
 What the driver holds is the :class:`~curate.source_plan.LedgerFilter` (hashes of the videos
@@ -17,6 +19,7 @@ already finished, shipped once to the planners) and the plan itself.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, fields
 from functools import partial
 from typing import Any
@@ -132,9 +135,19 @@ class DedupeStage:
         self.ledger = ledger
 
     def __call__(self, table: pa.Table):
+        replayed = self.deduper.replayed
         pending, record = self.ledger.todo(self.deduper.push(_source_rows(table)))
+        if self.deduper.replayed > replayed:
+            _note_replays(self.deduper.replayed - replayed, self.deduper.replayed)
         if pending or record:
             yield _rows_table(record + pending)
+
+
+def _note_replays(now: int, total: int) -> None:
+    """Say on the run's log (Ray forwards an actor's stderr to the driver) that rows came twice: a
+    planning task was retried. Nothing is lost or counted twice, but a run's operator should know."""
+    print(f"pipelines/sources.py: dropped {now} replayed planned rows (a planning task was retried; "
+          f"{total} in this run); each input row is decided once", file=sys.stderr)  # fmt: skip
 
 
 def _this_node():
