@@ -10,7 +10,9 @@ as soon as the first batch is planned and the driver never holds the list:
              (8 bytes a key, plus the first row), then the ledger's verdict (LedgerFilter); a
              planning task Ray retried delivers some input rows twice, and the second copy is
              dropped (logged, not a ``duplicate`` row: see curate.dedupe)
-    split    one row per block, so every download actor gets work of its own
+    split    one row per block, so every download actor gets work of its own, by tasks that
+             reserve no CPU (split_to_rows: Ray has no public way, and a Ray that moves the
+             private one fails the run at once instead of hanging it)
 
 What the driver holds is the :class:`~curate.source_plan.LedgerFilter` (hashes of the videos
 already finished, shipped once to the planners) and the plan itself.
@@ -185,8 +187,45 @@ def planned_sources(path: str, config: Any, ledger: LedgerFilter, rules: Rules):
         fn_constructor_kwargs={"ledger": ledger, "shards": settings.dedupe_shards},
         batch_size=None, batch_format="pyarrow", num_cpus=0, compute=ray.data.ActorPoolStrategy(size=1),
     )  # fmt: skip
+    return split_to_rows(ds)
+
+
+def split_to_rows(ds: ray.data.Dataset) -> ray.data.Dataset:
+    """``ds`` with one row per block, split by tasks that reserve no CPU.
+
+    Ray 2.60's ``repartition`` takes no resource arguments and its tasks ask for a CPU, which a busy
+    clip pool never gives back: the pipeline would wait forever. Ray has no public way to do this
+    split otherwise: ``map_batches(num_cpus=0)`` gathers its output rows into blocks of up to
+    ``target_max_block_size`` bytes (a setting of the whole dataset: the readers' too), and only the
+    repartition's ``target_num_rows_per_block`` cuts blocks by rows. So this sets the repartition
+    operator's remote arguments, and fails loudly where a Ray keeps them elsewhere.
+    """
     ds = ds.repartition(target_num_rows_per_block=1)
-    # Ray 2.60's repartition takes no resources and its tasks ask for a CPU, which a busy clip pool
-    # never gives back: the pipeline would wait forever. Splitting blocks needs none.
-    ds._logical_plan.dag.ray_remote_args.update(num_cpus=0)
+    reserve_no_cpu(ds)
     return ds
+
+
+def reserve_no_cpu(ds: ray.data.Dataset) -> None:
+    """Make the repartition that ends ``ds`` reserve no CPU; raises RuntimeError (naming the Ray version)
+    if the operator or its remote arguments are not where Ray 2.60 keeps them, rather than run a
+    pipeline that would hang on the first busy clip pool."""
+    op = _last_operator(ds)
+    args = getattr(op, "ray_remote_args", None)
+    if type(op).__name__ != "StreamingRepartition" or not isinstance(args, dict):
+        raise RuntimeError(
+            f"Ray {ray.__version__}: the last operator of the source plan is {type(op).__name__} with ray_remote_args "
+            f"{args!r}, not a StreamingRepartition with a dict (Ray 2.60); pipelines/sources.py must set num_cpus=0 "
+            "on the repartition another way, or downloads wait forever for a CPU the clip pool holds"
+        )
+    args["num_cpus"] = 0
+
+
+def _last_operator(ds: ray.data.Dataset) -> Any:
+    """The logical operator that ends ``ds`` (Ray's private plan: checked by :func:`reserve_no_cpu`)."""
+    try:
+        return ds._logical_plan.dag
+    except AttributeError as error:
+        raise RuntimeError(
+            f"Ray {ray.__version__}: Dataset._logical_plan.dag is gone (Ray 2.60 has it); pipelines/sources.py "
+            "must find the repartition operator another way to give it num_cpus=0"
+        ) from error
