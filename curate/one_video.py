@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from curate.decode import analyze
 from curate.config import CurateConfig
 from curate.cut import MP4_VIDEO_CODECS, CutClip, cut_clips
+from curate.decode import analyze
 from curate.download import Downloaded, download
 from curate.download_limits import attempts_cpu_seconds
 from curate.errors import CurateError, permanent

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curate.decode import Analysis
 from curate.cut import CutClip, keeps_audio
+from curate.decode import Analysis
 from curate.plan import ClipPlan, PlannedClip
 from curate.probe import MediaInfo
 from vidla_format.layout import FORMAT_VERSION, SCALES, clip_key

@@ -19,8 +19,8 @@ from pathlib import Path
 from curate.config import CurateConfig
 from curate.download import warm_start
 from curate.ledger import VideoStatus
-from curate.sources import SourceRow
 from curate.one_video import VideoResult, curate_video
+from curate.sources import SourceRow
 from curate.workdir import remove_workdir
 
 
