@@ -14,7 +14,8 @@ from pathlib import Path
 from curate.config import load_config
 from curate.lease import OutputLocked
 from curate.run import RunSummary, run
-from vidla_format.layout import CLIPS_FILE, SCALES
+from vidla_format.clips import read_clips
+from vidla_format.layout import SCALES
 from vidla_format.storage import Storage, redacted
 
 EXIT_LOCKED = 2
@@ -57,9 +58,8 @@ def format_summary(summary: RunSummary) -> str:
     ]
     storage = Storage(summary.output)
     durations: dict[str, list[float]] = defaultdict(list)
-    if storage.exists(CLIPS_FILE):
-        for row in storage.read_parquet(CLIPS_FILE, ["scale", "duration"]).to_pylist():
-            durations[row["scale"]].append(row["duration"])
+    for row in read_clips(storage, ["scale", "duration"]).to_pylist():
+        durations[row["scale"]].append(row["duration"])
     for scale in SCALES:
         d = durations.get(scale, [])
         mean = f"mean {sum(d) / len(d):.1f} s" if d else "-"

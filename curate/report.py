@@ -19,7 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
-from vidla_format.layout import CLIPS_FILE, SCALES, VIDEOS_FILE  # noqa: E402
+from vidla_format.clips import read_clips  # noqa: E402
+from vidla_format.layout import SCALES, VIDEOS_FILE  # noqa: E402
 from vidla_format.storage import Storage  # noqa: E402
 
 REPORT_FILE = "report.html"
@@ -96,7 +97,7 @@ def _failed_videos(storage: Storage) -> list[dict]:
 
 def write_report(storage: Storage, stats: dict[str, Any]) -> None:
     """Write ``report.html`` and its assets from the dataset's ``clips.parquet`` and ledger."""
-    clips = storage.read_parquet(CLIPS_FILE).to_pylist() if storage.exists(CLIPS_FILE) else []
+    clips = read_clips(storage).to_pylist()
     videos = _failed_videos(storage)
     storage.write_bytes(f"{ASSETS_DIR}/lengths.png", _histograms(clips))
     frames = int(stats.get("config", {}).get("samples", {}).get("frames_per_clip", 16))

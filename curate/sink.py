@@ -1,5 +1,10 @@
 """The dataset sink: shards per scale, the ledger, ``clips.parquet`` and ``stats.json``.
 
+A resume costs what the last, interrupted run wrote, not the dataset's size: commits that a clean
+close verified (``verified.json``) are not parsed again (their ledger rows are in ``videos.parquet``,
+their clips in ``clips.parquet``, and that close deleted every shard no commit named), and a close
+reads back only the shard indexes of the commits since then (:mod:`curate.clips_index`).
+
 Both drivers (the plain loop in :mod:`curate.run` and the Ray pipeline) go through one
 :class:`DatasetWriter`, so exactly-once, resume and the output layout are implemented once.
 The shards themselves are written by :class:`curate.shard_batch.BatchWriter`: in the Ray
@@ -17,11 +22,13 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.clips_index import add_clips_part
 from curate.config import CurateConfig
 from curate.lease import Lease, new_run_id
 from curate.ledger import Ledger, VideoStatus
@@ -32,6 +39,7 @@ from curate.shards import ShardWriter
 from curate.sources import SourceRow
 from vidla_format.commits import (
     Manifest,
+    Verified,
     commit_number,
     commits_dir,
     next_commit_number,
@@ -41,9 +49,8 @@ from vidla_format.commits import (
     write_manifest,
     write_verified,
 )
-from vidla_format.index import INDEX_SCHEMA
-from vidla_format.layout import CLIPS_FILE, FORMAT_VERSION, SCALES, SHARDS_DIR, STATS_FILE
-from vidla_format.storage import Storage
+from vidla_format.layout import FORMAT_VERSION, SCALES, SHARDS_DIR, STATS_FILE, shard_run
+from vidla_format.storage import Storage, ordered_map
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +124,25 @@ class DatasetWriter:
         return self.batch_writer.writers
 
     def _recover(self) -> list[Manifest]:
-        """Keep the commits whose shards are all readable; remove unreadable commits and every shard
-        no kept commit names (a crashed run's, a failed task's). Commits that an earlier clean close
-        verified (``verified.json``) are kept without a look at their shards."""
-        manifests, bad = read_manifests(self.storage, SHARDS_DIR)
-        self.verified = read_verified(self.storage, SHARDS_DIR)  # a clean close read these back: not checked again
-        kept = [m for m in manifests if commit_number(m.name) <= self.verified or _readable(self.storage, m)]
+        """Keep the commits after the verified ones whose shards are all readable; remove unreadable
+        commits and every shard no commit names (a crashed run's, a failed task's). Commits that an
+        earlier clean close verified (``verified.json``) are neither parsed nor checked again."""
+        self.verified = read_verified(self.storage, SHARDS_DIR)
+        manifests, bad = read_manifests(self.storage, SHARDS_DIR, after=self.verified.through)
+        readable = ordered_map(partial(_readable, self.storage), manifests)  # two requests a shard, 16 at once
+        kept = [m for m, ok in zip(manifests, readable, strict=True) if ok]
         for name in bad + [m.name for m in manifests if m not in kept]:
             self.storage.delete(f"{commits_dir(SHARDS_DIR)}/{name}")
-        self.committed = {scale: {stem for m in kept for stem in m.shards.get(scale, [])} for scale in SCALES}
+        self.committed = {scale: _Committed(self.verified.runs) for scale in SCALES}
+        for m in kept:
+            self._name(m.shards)
+        self.unverified = [(commit_number(m.name), m.shards) for m in kept]
         self._remove_uncommitted()
         return kept
+
+    def _name(self, shards: dict[str, list[str]]) -> None:
+        for scale, stems in shards.items():
+            self.committed[scale].update(stems)
 
     def _remove_uncommitted(self) -> None:
         """Delete every shard file no commit names, with temporaries: after a crash, and at the end of a
@@ -185,9 +200,9 @@ class DatasetWriter:
             status.finished_at = status.finished_at or datetime.now(UTC).isoformat(timespec="seconds")
         manifest = Manifest("", batch.shards, [asdict(s) for s in batch.statuses], batch.writer)
         write_manifest(self.storage, SHARDS_DIR, self._commit_no, self.run_id, manifest)
+        self.unverified.append((self._commit_no, batch.shards))
         self._commit_no += 1
-        for scale, stems in batch.shards.items():
-            self.committed[scale].update(stems)
+        self._name(batch.shards)
         for status in batch.statuses:
             self.ledger.put(status)
         return True
@@ -214,9 +229,11 @@ class DatasetWriter:
             self.commit()
             self._remove_uncommitted()
             self.ledger.consolidate()
-            write_clips_index(self.storage)  # reads every committed shard's index back
-            if self._commit_no - 1 != self.verified:  # a rerun that committed nothing rewrites nothing
-                write_verified(self.storage, SHARDS_DIR, self._commit_no - 1, self.run_id)
+            add_clips_part(self.storage, self.unverified, self.verified.through)  # reads only these commits' indexes
+            if self.unverified:  # a rerun that committed nothing rewrites nothing
+                runs = {shard_run(stem) for _, shards in self.unverified for stems in shards.values() for stem in stems}
+                verified = Verified(self.unverified[-1][0], self.verified.runs | runs)
+                write_verified(self.storage, SHARDS_DIR, verified, self.run_id)
             stats = dataset_stats(self.ledger, self.config, self.tally, wall_s)
             stats.update(extra_stats or {})
             self.storage.write_bytes(STATS_FILE, json.dumps(stats, indent=2).encode())
@@ -239,18 +256,17 @@ def _readable(storage: Storage, manifest: Manifest) -> bool:
     return True
 
 
-def write_clips_index(storage: Storage) -> None:
-    """``clips.parquet``: every committed shard index, in commit order, with the shard's relative path."""
-    manifests, _ = read_manifests(storage, SHARDS_DIR)
-    tables = []
-    for scale in SCALES:
-        rel_dir = f"{SHARDS_DIR}/{scale}"
-        for stem in (stem for m in manifests for stem in m.shards.get(scale, [])):
-            table = storage.read_parquet(f"{rel_dir}/{stem}.parquet")
-            rel = f"{rel_dir}/{stem}.tar"
-            tables.append(table.append_column("shard", pa.array([rel] * table.num_rows, pa.string())))
-    schema = INDEX_SCHEMA.append(pa.field("shard", pa.string()))
-    storage.write_parquet(CLIPS_FILE, pa.concat_tables(tables) if tables else schema.empty_table())
+class _Committed(set):
+    """The committed shard stems of one scale: those named by commits after the verified ones, and
+    any of a run whose commits a clean close verified (that close deleted its uncommitted shards), so
+    the driver holds the stems of the runs since the last clean close, not of the whole dataset."""
+
+    def __init__(self, verified_runs: frozenset[str]):
+        super().__init__()
+        self.verified_runs = verified_runs
+
+    def __contains__(self, stem: object) -> bool:
+        return super().__contains__(stem) or (isinstance(stem, str) and shard_run(stem) in self.verified_runs)
 
 
 def funnel(ledger: Ledger) -> dict[str, Any]:

@@ -24,9 +24,10 @@ import json
 import logging
 import posixpath
 from dataclasses import dataclass, field
+from functools import partial
 
 from vidla_format.layout import COMMIT_RE, COMMITS_DIR, FORMAT_VERSION, SHARD_RE, SHARD_STEM_RE
-from vidla_format.storage import Storage
+from vidla_format.storage import Storage, ordered_map
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,28 @@ def _parse(name: str, data: bytes) -> Manifest:
     return Manifest(name, shards, [dict(v) for v in body["videos"]], dict(body.get("writer") or {}))
 
 
-def read_manifests(storage: Storage, shards_root: str) -> tuple[list[Manifest], list[str]]:
-    """(the readable manifests in commit order, the names of unreadable ones) under ``shards_root``."""
+def read_manifests(storage: Storage, shards_root: str, after: int = -1) -> tuple[list[Manifest], list[str]]:
+    """(the readable manifests numbered above ``after``, in commit order; the names of unreadable ones)
+    under ``shards_root``. A writer's resume passes the verified commit number (:func:`read_verified`)
+    so that it parses only the commits of runs that did not close cleanly."""
     where = commits_dir(shards_root)
+    numbered = sorted((commit_number(n), n) for n in storage.list(where))
+    names = [name for number, name in numbered if number > after]
     good, bad = [], []
-    for name in sorted(n for n in storage.list(where) if COMMIT_RE.match(n)):
-        try:
-            good.append(_parse(name, storage.read_bytes(f"{where}/{name}")))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("commit %s is unreadable (%s): treated as uncommitted", name, exc)
+    for name, manifest in zip(names, ordered_map(partial(_read_one, storage, where), names), strict=True):
+        if manifest:
+            good.append(manifest)
+        else:
             bad.append(name)
     return good, bad
+
+
+def _read_one(storage: Storage, where: str, name: str) -> Manifest | None:
+    try:
+        return _parse(name, storage.read_bytes(f"{where}/{name}"))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("commit %s is unreadable (%s): treated as uncommitted", name, exc)
+        return None
 
 
 def next_commit_number(storage: Storage, shards_root: str) -> int:
@@ -84,8 +96,21 @@ def write_manifest(storage: Storage, shards_root: str, number: int, run_id: str,
 
 
 VERIFIED_FILE = "verified.json"
-"""In the commits directory: ``{"through": N, "run_id"}``, the highest commit number that a writer's clean
-close found complete (it read every committed shard's index back to build ``clips.parquet``)."""
+"""In the commits directory: ``{"through": N, "runs": [...], "run_id"}``: a writer's clean close found the
+commits up to N complete (it read their shard indexes back into ``clips.parquet``), and ``runs`` are the
+runs whose shards those commits name (format 6)."""
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What the last clean close verified: commits up to ``through`` (-1: none), written by ``runs``.
+
+    That close also deleted every shard no commit named, so a shard file of one of ``runs`` is committed;
+    only shards of later runs (an interrupted one) need a manifest to say so.
+    """
+
+    through: int = -1
+    runs: frozenset[str] = frozenset()
 
 
 def commit_number(name: str) -> int:
@@ -94,21 +119,22 @@ def commit_number(name: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-def read_verified(storage: Storage, shards_root: str) -> int:
-    """The commit number through which every commit is known complete, or -1 (none, or unreadable).
+def read_verified(storage: Storage, shards_root: str) -> Verified:
+    """What the last clean close verified; nothing when absent, unreadable, or of format 5 (no ``runs``).
 
     A resume checks only the commits after it, so resuming a dataset of millions of shards costs the
     commits of the last, interrupted run, not two requests per shard ever written.
     """
     try:
-        return int(json.loads(storage.read_bytes(f"{commits_dir(shards_root)}/{VERIFIED_FILE}"))["through"])
+        body = json.loads(storage.read_bytes(f"{commits_dir(shards_root)}/{VERIFIED_FILE}"))
+        return Verified(int(body["through"]), frozenset(str(r) for r in body["runs"]))
     except (OSError, ValueError, KeyError, TypeError):
-        return -1
+        return Verified()
 
 
-def write_verified(storage: Storage, shards_root: str, through: int, run_id: str) -> None:
-    """Record that commits up to ``through`` are complete (call only once their shards were read back)."""
-    body = {"through": through, "run_id": run_id}
+def write_verified(storage: Storage, shards_root: str, verified: Verified, run_id: str) -> None:
+    """Record ``verified`` (call only once the commits' shards were read back and every uncommitted shard deleted)."""
+    body = {"through": verified.through, "runs": sorted(verified.runs), "run_id": run_id}
     storage.write_bytes(f"{commits_dir(shards_root)}/{VERIFIED_FILE}", json.dumps(body).encode())
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import re
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 """2: clips are stream copies with MP4 edit lists (pre-roll hidden); ``preroll_s`` added. 3: commit manifests.
-4: shards are written by the workers and named ``shard-RUN-HASH`` (docs/dataset-format.md)."""
+4: shards are written by the workers and named ``shard-RUN-HASH``. 5: ``raw_caption``, ``verified.json``.
+6: ``clips.parquet`` is a directory of parts, one per clean close (docs/dataset-format.md)."""
 
 SCALES: tuple[str, ...] = ("short", "medium", "long")
 """The clip scales, shortest first: a clip nests in its parent one scale up."""
@@ -27,6 +28,7 @@ VIDEOS_FILE = "videos.parquet"
 LEDGER_DIR = ".ledger"
 """Ledger parts of videos without clips, committed during a run, folded into ``videos.parquet`` at its end."""
 CLIPS_FILE = "clips.parquet"
+"""One row per committed clip: a Parquet dataset *directory* of parts (``vidla_format.clips``)."""
 STATS_FILE = "stats.json"
 LOCK_FILE = ".lock"
 """The writer's lease on an output."""
@@ -35,8 +37,10 @@ LOCK_FILE = ".lock"
 SHARD_RE = re.compile(r"^(shard-[A-Za-z0-9_-]+)\.(tar|parquet)$")
 """A shard file: group 1 its stem, group 2 ``tar`` or ``parquet``."""
 SHARD_STEM_RE = re.compile(r"^shard-[A-Za-z0-9_-]+$")
-COMMIT_RE = re.compile(r"^commit-(\d{6})-[A-Za-z0-9_-]+\.json$")
+COMMIT_RE = re.compile(r"^commit-(\d{6,})-[A-Za-z0-9_-]+\.json$")
 """A commit manifest: group 1 its number."""
+CLIPS_PART_RE = re.compile(r"^part-(\d{6,})-(\d{6,})\.parquet$")
+"""A part of ``clips.parquet``: the clips of commits group 1 to group 2 (both included)."""
 FRAME_RE = re.compile(r"^f(\d+)\.jpg$")
 """A training frame's member extension (after ``KEY.``), as webdataset names it: group 1 the frame number."""
 
@@ -55,6 +59,11 @@ def shard_stem(run_id: str, first_key: str, batch: str = "") -> str:
     """``shard-RUN-HASH``: the run, then a digest of the batch's identity and the shard's first sample key
     (unique in the dataset), so the name is the same on a retry and never chosen by two writers; no ``.``."""
     return f"shard-{run_id}-{hashlib.sha256(f'{batch}/{first_key}'.encode()).hexdigest()[:16]}"
+
+
+def shard_run(stem: str) -> str:
+    """The run id in a shard stem ``shard-RUN-HASH`` (RUN itself holds ``-``; HASH is 16 hex digits)."""
+    return stem[len("shard-") : -17]
 
 
 def batch_id(video_ids: list[str]) -> str:

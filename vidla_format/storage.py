@@ -28,16 +28,21 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 OBJECT_STORES = ("s3", "gcs", "abfs")
+READ_THREADS = 16
+"""Small reads in flight at once (manifests, shard indexes): an S3 GET takes ~20 ms of latency, not CPU."""
+In, Out = TypeVar("In"), TypeVar("Out")
 """pyarrow filesystem types whose directories are only key prefixes."""
 SPOOL_MEMORY_BYTES = 16 * 1024**2
 """Writes to a remote filesystem stay in memory up to this size, then spill to an anonymous temp file."""
@@ -177,3 +182,17 @@ class Storage:
         for name in self.list(rel):
             if name.startswith("."):
                 self.delete(f"{rel}/{name}" if rel else name)
+
+
+def ordered_map(fn: Callable[[In], Out], items: Iterable[In], threads: int = READ_THREADS) -> Iterator[Out]:
+    """``fn`` over ``items`` on ``threads`` threads, results in order, at most ``4 × threads`` in flight or
+    unread: millions of small reads at the latency of a sixteenth, in bounded memory (``pool.map`` would
+    submit every item at once and keep every result until it is consumed)."""
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque[Future] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 4 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

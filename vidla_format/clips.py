@@ -1,0 +1,49 @@
+"""``clips.parquet``: one row per committed clip, all scales, as a Parquet dataset directory of parts.
+
+Each clean close of a writer adds one part, ``part-FIRST-LAST.parquet``, holding the shard indexes
+of the commits FIRST..LAST that it verified (``shards/commits/verified.json``), plus ``shard``, the
+tar's path relative to the output. So a close reads back only the commits made since the last clean
+close, instead of every shard ever written (7.5M of them in a 20M-video dataset: ~42 h of serial
+reads), and the parts together always cover exactly the commits up to ``verified.json``'s number.
+
+A directory named ``*.parquet`` of part files is what Spark and pyarrow write; ``pyarrow.parquet.
+read_table``, ``pandas.read_parquet`` and ``pyarrow.dataset`` read it as one table (DuckDB:
+``read_parquet('OUTPUT/clips.parquet/*.parquet')``). A dataset with no clips holds one empty
+part, ``part-none.parquet``, so the directory always has a schema.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from vidla_format.index import INDEX_SCHEMA
+from vidla_format.layout import CLIPS_FILE, CLIPS_PART_RE
+from vidla_format.storage import Storage
+
+CLIPS_SCHEMA = INDEX_SCHEMA.append(pa.field("shard", pa.string()))
+"""A shard index's columns, then the shard's tar path relative to the output root."""
+EMPTY_PART = "part-none.parquet"
+
+
+def part_name(first: int, last: int) -> str:
+    """The part holding the clips of commits ``first`` to ``last``."""
+    return f"part-{first:06d}-{last:06d}.parquet"
+
+
+def parts(storage: Storage) -> list[tuple[int, int, str]]:
+    """(first commit, last commit, name) of each part of ``clips.parquet``, in commit order."""
+    found = [(int(m.group(1)), int(m.group(2)), n) for n in storage.list(CLIPS_FILE) if (m := CLIPS_PART_RE.match(n))]
+    return sorted(found)
+
+
+def read_clips(storage: Storage, columns: list[str] | None = None) -> pa.Table:
+    """Every committed clip of the output, in commit order (empty when there is no ``clips.parquet``).
+
+    A format-5 ``clips.parquet`` (one file) is read as it is.
+    """
+    if storage.is_file(CLIPS_FILE):
+        return storage.read_parquet(CLIPS_FILE, columns)
+    names = [name for _, _, name in parts(storage)]
+    tables = [storage.read_parquet(f"{CLIPS_FILE}/{name}", columns) for name in names]
+    schema = pa.schema([CLIPS_SCHEMA.field(c) for c in columns]) if columns else CLIPS_SCHEMA
+    return pa.concat_tables(tables) if tables else schema.empty_table()
