@@ -47,7 +47,7 @@ WRITE = ("ray.write.batch_size=1", "ray.write.concurrency=2", "ray.write.resourc
 DATASET_FILE = re.compile(
     r"^(shards/(short|medium|long)/shard-[A-Za-z0-9_-]+\.(tar|parquet)|shards/commits/commit-\d{6}-[A-Za-z0-9_-]+\.json"
     r"|shards/commits/verified\.json"
-    r"|videos\.parquet|clips\.parquet|stats\.json"
+    r"|videos\.parquet|clips\.parquet/part-(\d{6,}-\d{6,}|none)\.parquet|stats\.json"
     r"|report\.html|report/[A-Za-z0-9_-]+\.(jpg|png))$"
 )
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
