@@ -1,7 +1,9 @@
 """Container facts without decoding: streams, duration, keyframe times.
 
 Everything here reads the container (ffprobe demuxes packets, it decodes nothing), so
-it costs milliseconds even for long videos. The keyframe list is what makes
+it costs milliseconds even for long videos, in one ffprobe run: the streams, the format and
+every packet's time and flags come out of one pass (starting Debian's ffprobe alone costs
+~70 ms of CPU, as much as listing a minute of packets). The keyframe list is what makes
 stream-copy cutting exact: a clip that starts and ends on keyframes is a plain copy
 of packets and lasts exactly as planned.
 
@@ -15,10 +17,10 @@ packets contradict.
 from __future__ import annotations
 
 import collections
-import json
 import subprocess
 import threading
-from dataclasses import dataclass, replace
+from array import array
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +29,13 @@ from curate.media_guard import media_input_args, sniff_demuxer
 
 FFPROBE = "ffprobe"
 _STDERR_TAIL = 20
+_ENTRIES = (
+    "packet=stream_index,pts_time,flags"
+    ":stream=index,codec_type,codec_name,width,height,duration,start_time,avg_frame_rate,r_frame_rate"
+    ":stream_disposition=attached_pic:format=duration,start_time"
+)
+"""What the one ffprobe run prints (``-of compact``): packets as it reads them, then streams, then the format.
+Only these fields, none of them free text (tags could hold the ``|`` that separates fields)."""
 
 
 @dataclass(frozen=True)
@@ -76,18 +85,6 @@ class Packets:
         return (self.count - 1) / span if span > 0 else (float("inf") if self.count > 1 else 0.0)
 
 
-def _run_ffprobe(args: list[str], path: Path, timeout_s: float, demuxer: str) -> tuple[str, str]:
-    """(stdout, stderr) of ffprobe on a local file, confined to that file."""
-    cmd = [FFPROBE, "-v", "error", *args, *media_input_args(path, demuxer)]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise permanent("invalid_media", f"ffprobe did not finish within {timeout_s:.0f} s") from exc
-    if done.returncode != 0:
-        raise permanent("invalid_media", f"not a readable media file: {_last_line(done.stderr)}")
-    return done.stdout, done.stderr
-
-
 def _last_line(text: str) -> str:
     return (text.strip().splitlines()[-1] if text.strip() else "unreadable")[:500]
 
@@ -100,25 +97,52 @@ def _fraction(text: str | None) -> float:
     return float(value)
 
 
-def read_packets(
-    path: Path, start_time: float = 0.0, timeout_s: float = 120.0, max_packets: int = 1 << 62, demuxer: str | None = None
-) -> Packets:
-    """The first video stream's packets: keyframe times, span, count, and whether the file is cut short.
+@dataclass
+class _StreamPackets:
+    """One stream's packets as listed: count, span and keyframe times (raw, before the stream's start)."""
 
-    Reads packets only, no decoding: milliseconds per minute of video. ffprobe's output is
-    streamed and stopped at ``max_packets``, so a file of millions of tiny packets costs
-    neither the time nor the memory of listing them all.
+    count: int = 0
+    first: float = float("inf")
+    last: float = float("-inf")
+    keyframes: array = field(default_factory=lambda: array("d"))
+
+    def packets(self, start_time: float, truncated: bool) -> Packets:
+        keys = sorted({round(t - start_time, 6) for t in self.keyframes if t - start_time >= 0})
+        if not self.count:
+            return Packets((), 0.0, 0.0, 0, truncated)
+        return Packets(tuple(keys), self.first - start_time, self.last - start_time, self.count, truncated)
+
+
+@dataclass
+class Listing:
+    """What one ffprobe run says about a file: its streams, its format, and each stream's packets."""
+
+    streams: list[dict[str, str]]
+    format: dict[str, str]
+    packets: dict[int, _StreamPackets]
+    truncated: bool
+
+    def packets_of(self, stream: dict[str, str], start_time: float) -> Packets:
+        listed = self.packets.get(int(stream.get("index") or 0), _StreamPackets())
+        return listed.packets(start_time, self.truncated)
+
+
+def read_listing(path: Path, timeout_s: float = 120.0, max_packets: int = 1 << 62, demuxer: str | None = None) -> Listing:
+    """Streams, format and packets of ``path`` in one ffprobe run, streamed line by line.
+
+    Reads packets only, no decoding. The listing stops when a stream passes ``max_packets`` (every
+    stream is held to it: which one is the video is only known at the end), so a file of millions of
+    tiny packets costs neither the time nor the memory of listing them all.
     """
-    cmd = [FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
-           "-of", "csv=p=0", *media_input_args(path, demuxer)]  # fmt: skip
+    cmd = [FFPROBE, "-v", "error", "-show_entries", _ENTRIES, "-of", "compact", *media_input_args(path, demuxer)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     expired = threading.Event()
     timer = threading.Timer(timeout_s, lambda: (expired.set(), proc.kill()))
     stderr = _StderrTail(proc)
     timer.start()
     try:
-        packets = _collect_packets(proc, start_time, max_packets)
-        if packets.count <= max_packets:
+        listing, complete = _collect(proc, max_packets)
+        if complete:
             proc.wait()
     finally:
         if proc.poll() is None:
@@ -128,11 +152,37 @@ def read_packets(
         stderr.join()
     if expired.is_set():
         raise permanent("invalid_media", f"ffprobe did not list the packets within {timeout_s:.0f} s")
-    if packets.count > max_packets:
-        raise permanent("too_many_packets", f"more than {max_packets} video packets (max_packets)")
+    if not complete:
+        raise permanent("too_many_packets", f"more than {max_packets} packets in a stream (max_packets)")
     if proc.returncode != 0:
         raise permanent("invalid_media", f"not a readable media file: {stderr.last_line()}")
-    return replace(packets, truncated=stderr.truncated)
+    listing.truncated = stderr.truncated
+    return listing
+
+
+def _collect(proc: subprocess.Popen, max_packets: int) -> tuple[Listing, bool]:
+    """The listing ffprobe prints, and False if a stream passed ``max_packets`` (reading stopped there)."""
+    listing = Listing([], {}, collections.defaultdict(_StreamPackets), False)
+    for line in proc.stdout or ():
+        kind, _, rest = line.rstrip("\n").partition("|")
+        fields = dict(item.partition("=")[::2] for item in rest.split("|"))
+        if kind == "packet":
+            pts = fields.get("pts_time", "N/A")
+            if pts in ("", "N/A"):
+                continue
+            stream = listing.packets[int(fields.get("stream_index") or 0)]
+            stream.count += 1
+            if stream.count > max_packets:
+                return listing, False
+            t = float(pts)
+            stream.first, stream.last = min(stream.first, t), max(stream.last, t)
+            if "K" in fields.get("flags", ""):
+                stream.keyframes.append(t)
+        elif kind == "stream":
+            listing.streams.append(fields)
+        elif kind == "format":
+            listing.format = fields
+    return listing, True
 
 
 class _StderrTail:
@@ -156,24 +206,6 @@ class _StderrTail:
         return _last_line("".join(self.lines))
 
 
-def _collect_packets(proc: subprocess.Popen, start_time: float, max_packets: int) -> Packets:
-    """Keyframes and span of the packet lines ffprobe prints; stops after ``max_packets`` + 1."""
-    keyframes: set[float] = set()
-    first, last, count = float("inf"), 0.0, 0
-    for line in proc.stdout or ():
-        pts, _, flags = line.strip().partition(",")
-        if pts in ("", "N/A"):
-            continue
-        count += 1
-        if count > max_packets:
-            break
-        t = float(pts) - start_time
-        first, last = min(first, t), max(last, t)
-        if "K" in flags and t >= 0:
-            keyframes.add(round(t, 6))
-    return Packets(tuple(sorted(keyframes)), first if count else 0.0, last, count, False)
-
-
 def probe(path: Path, timeout_s: float = 120.0, limits: MediaLimits | None = None) -> MediaInfo:
     """Probe a file; one without a whole, decodable video stream, or outside ``limits``, fails permanently.
 
@@ -183,21 +215,20 @@ def probe(path: Path, timeout_s: float = 120.0, limits: MediaLimits | None = Non
     """
     limits = limits or MediaLimits()
     demuxer = sniff_demuxer(Path(path))
-    out, _ = _run_ffprobe(["-show_streams", "-show_format", "-of", "json"], path, timeout_s, demuxer)
-    data = json.loads(out or "{}")
-    streams = data.get("streams", [])
+    listing = read_listing(path, timeout_s, limits.max_packets, demuxer)
+    streams, container = listing.streams, listing.format
     video = next((s for s in streams if s.get("codec_type") == "video" and not _is_cover_art(s)), None)
     if video is None:
         raise permanent("no_video_stream", "the file has no video stream")
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
-    duration = _fraction(video.get("duration")) or _fraction(data.get("format", {}).get("duration"))
+    duration = _fraction(video.get("duration")) or _fraction(container.get("duration"))
     if duration <= 0:
         raise permanent("invalid_media", "the video stream has no duration")
     start_time = _fraction(video.get("start_time"))
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     _check_frame(width, height, limits)
     _check_duration(duration, limits)
-    packets = read_packets(path, start_time, timeout_s, limits.max_packets, demuxer)
+    packets = listing.packets_of(video, start_time)
     _check_packets(packets, duration, limits)
     return MediaInfo(
         duration=duration,
@@ -209,7 +240,7 @@ def probe(path: Path, timeout_s: float = 120.0, limits: MediaLimits | None = Non
         audio_codec=audio.get("codec_name") if audio else None,
         start_time=start_time,
         keyframes=packets.keyframes or (0.0,),
-        seek_offset=max(0.0, start_time - _fraction(data.get("format", {}).get("start_time"))),
+        seek_offset=max(0.0, start_time - _fraction(container.get("start_time"))),
         demuxer=demuxer,
     )
 
@@ -238,5 +269,5 @@ def _check_packets(packets: Packets, duration: float, limits: MediaLimits) -> No
         raise permanent("fps_too_high", f"{packets.rate:.0f} video packets per second > max_fps={limits.max_fps:g}")
 
 
-def _is_cover_art(stream: dict) -> bool:
-    return bool(stream.get("disposition", {}).get("attached_pic"))
+def _is_cover_art(stream: dict[str, str]) -> bool:
+    return stream.get("disposition:attached_pic") == "1"
