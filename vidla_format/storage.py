@@ -24,7 +24,9 @@ instance roles — or from the URI itself, as pyarrow parses it:
 
 from __future__ import annotations
 
+import copy
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -92,6 +94,13 @@ class Storage:
 
     def __repr__(self) -> str:
         return f"Storage({redacted(self.uri)!r})"
+
+    def parent(self) -> Storage:
+        """The directory above this root, on the same filesystem (``OUTPUT`` of ``OUTPUT/shards``)."""
+        other = copy.copy(self)
+        other.base = posixpath.dirname(self.base.rstrip("/"))
+        other.uri = f"{self.uri.rstrip('/')}/.."
+        return other
 
     def path(self, rel: str) -> str:
         return f"{self.base.rstrip('/')}/{rel}" if rel else self.base

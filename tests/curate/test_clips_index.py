@@ -133,3 +133,23 @@ def test_reads_are_streamed_into_row_groups_in_commit_order(tmp_path):
         storage.write_parquet(f"shards/short/shard-r-{n}.parquet", table.set_column(0, "key", pa.array([f"k{n}a", f"k{n}b"])))
     add_clips_part(storage, [(n, {"short": [f"shard-r-{n}"]}) for n in range(5)], -1, threads=3)
     assert read_clips(storage, ["key"])["key"].to_pylist() == [f"k{n}{s}" for n in range(5) for s in "ab"]
+
+
+def test_the_trainer_finds_verified_shards_in_clips_parquet_and_reads_only_later_commits(tmp_path):
+    from vidla.shard_sources import split_shards
+    from vidla_format.commits import committed_shards
+    from vidla_format.layout import SCALES, shard_run
+
+    out = tmp_path / "out"
+    write_video(out, "a")  # verified: in clips.parquet
+    write_video(out, "b", 1, close=False)  # an interrupted run: only its manifest says so
+    shards = Storage(str(out / "shards"))
+    by_rule = {s: [shards.path(f"{s}/{stem}.tar") for stem in committed_shards(shards, s)] for s in SCALES}
+    assert split_shards(shards, "train") == by_rule and by_rule["short"]
+    (verified_run,) = json.loads((out / "shards" / "commits" / "verified.json").read_text())["runs"]
+    for index in (out / "shards").glob("*/shard-*.parquet"):
+        if shard_run(index.stem) == verified_run:
+            index.unlink()  # a's indexes gone: the trainer must not need them
+    next((out / "shards" / "commits").glob("commit-000000-*")).write_bytes(b"garbage")  # nor a's manifest
+    assert split_shards(shards, "train") == by_rule
+    assert split_shards(shards, "test") == dict.fromkeys(SCALES, [])
