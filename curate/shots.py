@@ -14,17 +14,13 @@ frame on top of it (``bench/detector_accuracy.py``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from scenedetect import (
-    AdaptiveDetector,
-    ContentDetector,
-    FrameTimecode,
-    HashDetector,
-    HistogramDetector,
-    SceneDetector,
-)
+
+if TYPE_CHECKING:  # PySceneDetect (~0.5 s to import) only for the detectors that use it, not for ``fast``
+    from scenedetect import SceneDetector
 
 PYSCENEDETECT = ("content", "adaptive", "histogram", "hash")
 DETECTORS = ("fast", *PYSCENEDETECT, "scdet")
@@ -84,6 +80,8 @@ class PySceneDetectAdapter:
         self.detector, self.fps, self._seen = detector, fps, 0
 
     def process(self, frames: Iterable[np.ndarray]) -> list[int]:
+        from scenedetect import FrameTimecode
+
         cuts: list[int] = []
         for frame in frames:
             cuts += [tc.frame_num for tc in self.detector.process_frame(FrameTimecode(self._seen, self.fps), frame)]
@@ -91,6 +89,8 @@ class PySceneDetectAdapter:
         return cuts
 
     def finish(self) -> list[int]:
+        from scenedetect import FrameTimecode
+
         if not self._seen:
             return []
         return [tc.frame_num for tc in self.detector.post_process(FrameTimecode(self._seen - 1, self.fps))]
@@ -103,6 +103,8 @@ def make_detector(name: str, threshold: float | None, min_len: int, fps: float) 
     """The named detector; ``threshold`` None keeps each detector's own default."""
     if name == "fast":
         return BatchAdaptiveDetector(threshold, min_len)
+    from scenedetect import AdaptiveDetector, ContentDetector, HashDetector, HistogramDetector
+
     kwargs: dict = {}
     if name == "adaptive":
         kwargs = {"adaptive_threshold": threshold} if threshold is not None else {}
