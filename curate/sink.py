@@ -129,9 +129,9 @@ class DatasetWriter:
         earlier clean close verified (``verified.json``) are neither parsed nor checked again."""
         self.verified = read_verified(self.storage, SHARDS_DIR)
         manifests, bad = read_manifests(self.storage, SHARDS_DIR, after=self.verified.through)
-        readable = ordered_map(partial(_readable, self.storage), manifests)  # two requests a shard, 16 at once
+        readable = list(ordered_map(partial(_readable, self.storage), manifests))  # two requests a shard, 16 at once
         kept = [m for m, ok in zip(manifests, readable, strict=True) if ok]
-        for name in bad + [m.name for m in manifests if m not in kept]:
+        for name in bad + [m.name for m, ok in zip(manifests, readable, strict=True) if not ok]:
             self.storage.delete(f"{commits_dir(SHARDS_DIR)}/{name}")
         self.committed = {scale: _Committed(self.verified.runs) for scale in SCALES}
         for m in kept:
