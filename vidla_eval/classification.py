@@ -28,14 +28,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from vidla.config import MissingVideos
-from vidla.distributed import resolve_device
 from vidla_eval.benchmarks import BenchmarkVideos
 from vidla_eval.benchmarks.records import BenchmarkFormatError, BenchmarkVideo, RetrievalSplit
 from vidla_eval.benchmarks.registry import CLASSIFICATION_BENCHMARKS, annotated_entries
 from vidla_eval.benchmarks.video_files import find_videos
 from vidla_eval.cli import run_cli
-from vidla_eval.eval_model import LoadedModel, image_size, load_model
-from vidla_eval.eval_retrieval import Encoder
+from vidla_eval.eval_model import LoadedModel, image_size
+from vidla_eval.eval_retrieval import Encoder, open_encoder
 from vidla_eval.result_files import ResultDir
 
 log = logging.getLogger(__name__)
@@ -151,9 +150,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load, embed, score, print and write; returns the ``metrics.json`` payload."""
-    device = resolve_device(args.device, 0)
-    loaded = load_model(args.checkpoint, args.config, args.overrides, args.frames, device)
-    encoder = Encoder(loaded.model, loaded.tokenizer, device, bf16=device.type == "cuda")
+    loaded, encoder = open_encoder(args)
+    device = encoder.device
     split = load_classification(args.dataset, args.root, args.split, missing=args.missing_videos)
     frames = loaded.config.num_frames
     started = time.perf_counter()

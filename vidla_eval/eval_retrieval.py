@@ -54,7 +54,7 @@ from vidla.distributed import resolve_device
 from vidla.text_tower import Tokenizer
 from vidla.vidla import VidLA, normalize_video
 from vidla_eval.cli import run_cli
-from vidla_eval.eval_model import image_size, load_model
+from vidla_eval.eval_model import LoadedModel, image_size, load_model
 from vidla_eval.metrics import (
     DEFAULT_DSL_TEMPERATURE,
     RetrievalRanks,
@@ -303,11 +303,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Encode, rank, print and write; returns the ``metrics.json`` payload."""
+def open_encoder(args: argparse.Namespace) -> tuple[LoadedModel, Encoder]:
+    """The model a command line names (``--checkpoint``, or ``--config`` with overrides; ``--frames``,
+    ``--device``) and its encoder, bf16 on a GPU: what evaluation and fine-tuning both start from."""
     device = resolve_device(args.device, 0)
     loaded = load_model(args.checkpoint, args.config, args.overrides, args.frames, device)
-    encoder = Encoder(loaded.model, loaded.tokenizer, device, bf16=device.type == "cuda")
+    return loaded, Encoder(loaded.model, loaded.tokenizer, device, bf16=device.type == "cuda")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Encode, rank, print and write; returns the ``metrics.json`` payload."""
+    loaded, encoder = open_encoder(args)
+    device = encoder.device
     frames, size = loaded.config.num_frames, image_size(loaded.model)
     started = time.perf_counter()
     if args.shards:

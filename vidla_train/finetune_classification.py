@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from vidla.distributed import resolve_device
 from vidla.frames import draw_crop
 from vidla.vidla import VidLA, normalize_video
 from vidla_eval.benchmarks.decoding import decode_video
@@ -50,8 +49,8 @@ from vidla_eval.classification import (
     write_metrics,
 )
 from vidla_eval.cli import run_cli
-from vidla_eval.eval_model import image_size, load_model
-from vidla_eval.eval_retrieval import Encoder
+from vidla_eval.eval_model import image_size
+from vidla_eval.eval_retrieval import open_encoder
 from vidla_train.schedule import warmup_cosine
 from vidla_train.train_step import param_groups
 
@@ -215,10 +214,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load, build the head, train, evaluate, write; returns the ``metrics.json`` payload."""
     torch.manual_seed(args.seed)
-    device = resolve_device(args.device, 0)
-    loaded = load_model(args.checkpoint, args.config, args.overrides, args.frames, device)
+    loaded, encoder = open_encoder(args)
+    device = encoder.device
     train, val = training_splits(args.dataset, args.root, args.train_split, args.split, args.missing_videos)
-    encoder = Encoder(loaded.model, loaded.tokenizer, device, bf16=device.type == "cuda")
     class_text = torch.from_numpy(encoder.texts(prompts(train.classes, args.prompt), 4 * args.batch_size))
     classifier = VideoClassifier(loaded.model, class_text.to(device)).to(device)
     autocast = encoder.autocast() if encoder.bf16 else None
