@@ -80,13 +80,17 @@ def test_a_later_row_wins_videos_then_parts_then_manifests_then_this_run(tmp_pat
     assert [r["clips_long"] for r in rows][3] == 8 and rows[4]["error_code"] == "http_404"
 
 
-def test_rows_put_after_a_fold_win_and_keep_their_first_place(tmp_path, monkeypatch):
-    monkeypatch.setattr(ledger_module, "FOLD_ROWS", 3)
+def test_rows_put_after_a_fold_win_and_keep_their_first_place(tmp_path):
     ledger = Ledger(Storage(tmp_path))
-    for i in range(7):
-        ledger.put(VideoStatus("u", f"v{i % 4}", clips_short=i))
-    assert [(s.video_id, s.clips_short) for s in ledger.statuses()] == [("v0", 4), ("v1", 5), ("v2", 6), ("v3", 3)]
-    assert len(ledger) == 4 and ledger.get("v1").clips_short == 5
+    n = ledger_module.FOLD_ROWS + 2  # the first FOLD_ROWS rows are folded into Arrow data, two stay pending
+    for i in range(n):
+        ledger.put(VideoStatus("u", f"v{i}", clips_short=0))
+    for i in (1, n - 1):
+        ledger.put(VideoStatus("u", f"v{i}", clips_short=5))  # one folded row, one pending row, updated
+    statuses = ledger.statuses()
+    assert [s.video_id for s in statuses] == [f"v{i}" for i in range(n)], "each key keeps its first place"
+    assert [s.clips_short for s in statuses[:3]] == [0, 5, 0] and statuses[-1].clips_short == 5
+    assert len(ledger) == n and ledger.get("v1").clips_short == 5
 
 
 def test_absent_keys_and_keys_sharing_a_hash_are_not_found(tmp_path, monkeypatch):
