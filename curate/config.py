@@ -67,7 +67,8 @@ class DownloadConfig(_Section):
     max_filesize_bytes: int = Field(2 * 1024**3, gt=0, description="Larger downloads fail permanently (too_large); also the most bytes one attempt may write to disk.")
     max_page_bytes: int = Field(32 * 1024**2, gt=0, description="A web page, manifest or API answer read whole may be at most this big (page_too_large, permanent).")
     max_subtitle_bytes: int = Field(8 * 1024**2, gt=0, description="A larger subtitle track is dropped (subtitle_too_large warning); the video is kept.")
-    memory_limit_bytes: int = Field(3 * 1024**3, ge=256 * 1024**2, description="Address-space limit of the process that runs one attempt (memory_limit, permanent).")
+    memory_limit_bytes: int = Field(3 * 1024**3, ge=768 * 1024**2, description="Address-space limit of the process that runs one attempt (memory_limit, permanent). "
+                                    "At least 768 MiB: the attempt maps ~0.5 GiB of libraries (yt-dlp, numpy, PyAV's FFmpeg) before it reads a byte.")
     max_fps: float = Field(240, gt=0, description="More video packets per second than this fail permanently (fps_too_high), whatever the header says.")
     max_frame_side: int = Field(4096, ge=64, description="A wider or taller video fails permanently (resolution_too_high).")
     max_packets: int = Field(2_000_000, ge=1, description="More video packets than this fail permanently (too_many_packets).")

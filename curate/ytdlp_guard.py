@@ -39,6 +39,8 @@ from curate.errors import CurateError, permanent
 from curate.media_guard import sniff_demuxer
 
 NATIVE_DOWNLOADERS = (HttpFD, HlsFD, DashSegmentsFD)
+_CHOSEN_EXTRACTORS: dict[tuple[str, ...], list[tuple[type, bool]]] = {}
+"""``allowed_extractors`` -> the extractor classes yt-dlp chose for it, in order, and whether it added an instance."""
 _READ_CHUNK = 256 * 1024
 
 
@@ -102,6 +104,25 @@ class GuardedYoutubeDL(yt_dlp.YoutubeDL):
         self.policy, self.caps, self.subtitle_bytes = policy, caps, subtitle_bytes
         self.subtitle_warnings: list[str] = []
         super().__init__(params)
+
+    def add_default_info_extractors(self) -> None:
+        """yt-dlp's own choice of extractors, made once per process for each ``allowed_extractors``.
+
+        yt-dlp filters its ~1,900 extractor names through ``allowed_extractors`` (regular
+        expressions) every time a ``YoutubeDL`` is built: ~0.06 CPU-s, paid by every download
+        attempt and every page listing in its forked child. The zygote makes the choice once
+        (:func:`curate.download_attempt.warm_up`); a fork then replays it in the same order,
+        with a fresh instance where yt-dlp adds an instance (the final ``UnsupportedURLIE``).
+        """
+        allowed = self.params.get("allowed_extractors") or ["default"]
+        key = tuple(allowed) if isinstance(allowed, list | tuple) else (allowed,)
+        chosen = _CHOSEN_EXTRACTORS.get(key)
+        if chosen is None:
+            super().add_default_info_extractors()
+            _CHOSEN_EXTRACTORS[key] = [(ie, False) if isinstance(ie, type) else (type(ie), True) for ie in self._ies.values()]
+            return
+        for ie, instance in chosen:
+            self.add_info_extractor(ie() if instance else ie)
 
     @functools.cached_property
     def _request_director(self) -> Any:

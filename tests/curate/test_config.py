@@ -39,3 +39,10 @@ def test_switching_a_text_backend_keeps_the_shared_options_only():
     assert not hasattr(config.text.llm, "gguf_file")  # the hf summariser's GGUF does not follow it to openai
     assert (config.text.vlm.backend, config.text.vlm.model) == ("vllm", "Qwen/Qwen2.5-VL-7B-Instruct")
     assert config.text.vlm.tensor_parallel_size == 1
+
+
+def test_an_attempt_memory_limit_below_what_its_libraries_map_is_an_error():
+    """A forked attempt already maps ~0.5 GiB (yt-dlp, numpy, PyAV): a lower limit would fail every download."""
+    with pytest.raises(pydantic.ValidationError, match="memory_limit_bytes"):
+        load_config(overrides=["download.memory_limit_bytes=536870912"])
+    assert load_config(overrides=["download.memory_limit_bytes=805306368"]).download.memory_limit_bytes == 768 * 1024**2

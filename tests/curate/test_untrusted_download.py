@@ -156,7 +156,7 @@ def test_a_huge_page_is_cut_off_with_bounded_memory(site: HostileSite, tmp_path:
 
 
 def test_memory_is_limited_even_when_the_caps_are_not(site: HostileSite, tmp_path: Path) -> None:
-    error, _ = _fails(site.url("huge.html"), tmp_path / "w", max_page_bytes=2 * 1024**3, memory_limit_bytes=400 * 1024**2)
+    error, _ = _fails(site.url("huge.html"), tmp_path / "w", max_page_bytes=2 * 1024**3, memory_limit_bytes=768 * 1024**2)
     assert (error.code, error.error_class) == ("memory_limit", "permanent")
 
 
