@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import av
 from yt_dlp.extractor import gen_extractor_classes
 from yt_dlp.networking import Request
 from yt_dlp.networking.exceptions import RequestError
@@ -139,13 +138,16 @@ def attempt_result(answer: dict[str, Any]) -> AttemptResult:
     return AttemptResult(**{**answer, "subtitle": subtitle, "warnings": tuple(answer.get("warnings") or ())})
 
 
-def warm_up() -> None:
+def warm_up(media: bool = True) -> None:
     """One-time work every attempt would otherwise repeat after the fork: import every extractor
     module (the generic extractor's embed search imports all ~900 lazily, ~0.35 s per attempt), build
-    a YoutubeDL and its request director (TLS context, CA certificates). The zygote calls this once
-    before it forks anything; it makes no request."""
+    a YoutubeDL and its request director (TLS context, CA certificates), and (``media``) import PyAV
+    for the head probe (~0.27 s). The zygote calls this once before it forks anything; it makes no
+    request. A page listing's zygote passes ``media=False``: it never probes media."""
     importlib.import_module("yt_dlp.extractor._extractors")
     importlib.import_module("_strptime")
+    if media:
+        importlib.import_module("av")
     with tempfile.TemporaryDirectory() as workdir:
         config = DownloadConfig()
         ydl = GuardedYoutubeDL(
@@ -362,6 +364,8 @@ def _probe_head(head: bytes, demuxer: str, workdir: Path) -> float | None:
     exact enough, and it costs a few ms where an ffprobe start costs ~70 ms of CPU. Same input
     rules as the ffprobe runs: this one local file, the sniffed demuxer forced. A crash or a hang
     on hostile bytes ends only this forked child, within the attempt's deadline."""
+    import av  # the download zygote imported it before forking (warm_up); imported here, it costs no listing child
+
     path = workdir / ".head"
     path.write_bytes(head)
     try:

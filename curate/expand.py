@@ -251,7 +251,7 @@ def warm_up() -> None:
     request director built): without it each forked listing paid ~0.9 CPU-s for what a warm one does in 0.1."""
     from curate.download_attempt import warm_up as warm_download
 
-    warm_download()
+    warm_download(media=False)
 
 
 def handle_request(request: dict[str, Any]) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,12 @@ def test_the_head_duration_is_what_ffprobe_reads_from_the_same_bytes(tmp_path: P
     assert got == pytest.approx(expected, abs=1e-3) if expected is not None else got is None
     assert (name == "moov-at-end.mp4") == (got is None)
     assert not (tmp_path / ".head").exists()
+
+
+@pytest.mark.parametrize(("module", "has_pyav"), [("curate.download_attempt", True), ("curate.expand", False)])
+def test_a_fork_servers_warm_up_imports_pyav_only_where_heads_are_probed(module: str, has_pyav: bool) -> None:
+    """The download fork server imports PyAV once for every attempt; a listing never probes media, so
+    its fork server (and every listing child's address space) goes without."""
+    code = f"import sys, {module} as m; m.warm_up(); print('av' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip() == str(has_pyav)
