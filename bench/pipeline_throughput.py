@@ -14,9 +14,10 @@ it, which is what a million clips cost, and the fixed seconds (Ray's start-up, t
 start, shutdown) that the ratio at small ``--copies`` pays once.
 
 ``--with-text`` also runs the default config (the SmolLM2 summariser on) once, and prints its
-wall next to the text-off wall and the summariser's own seconds: when clipping does not wait
-for the model, the text-on wall is near max(text-off wall, summariser time + its load), not
-their sum.
+wall next to the text-off wall and the summariser's own seconds, and when each run's last ffmpeg
+(the clip stage's work) ended: when clipping does not wait for the model, it ends at about the
+same second with the summariser on as off, and the text-on wall is near max(text-off wall,
+summariser time + its load), not their sum.
 
     .venv/bin/python bench/pipeline_throughput.py [--cpus 2] [--repeat 2] [--copies 4] [--marginal-copies 12] [--with-text]
 """
@@ -50,12 +51,15 @@ class PeakMemory:
     CPU is counted per process as its own time plus that of the children it has waited for
     (so the short-lived ffmpeg runs of a stage count in the stage's worker), grouped by what
     the process is: the driver, Ray's daemons, each kind of Ray worker. The breakdown kept is
-    the last sample's, taken moments before the job exits.
+    the last sample's, taken moments before the job exits. ``last_ffmpeg_s`` is when an ffmpeg
+    (the clip stage's decode pass or cut) was last seen running, from the start: when clipping
+    ended, whatever the text stages still did after it.
     """
 
     def __init__(self, pid: int, interval_s: float = 0.5):
         self.pid, self.interval_s, self.peak = pid, interval_s, 0
         self.cpu_by_kind: dict[str, float] = {}
+        self.started, self.last_ffmpeg_s = time.monotonic(), 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -87,6 +91,8 @@ class PeakMemory:
                 total += proc.memory_full_info().pss
                 t = proc.cpu_times()
                 kind = self._kind(proc)
+                if proc.name() == "ffmpeg":
+                    self.last_ffmpeg_s = time.monotonic() - self.started
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             cpu[kind] = cpu.get(kind, 0.0) + t.user + t.system + t.children_user + t.children_system
@@ -159,7 +165,7 @@ def main() -> int:
     corpus = build_corpus(args.corpus)
     videos = sorted(args.corpus.glob("*.mp4"))
     seconds = sum(probe(v).duration for v in videos) * args.copies
-    floors, decodes, walls, peaks, stats, cpu_by_kind = [], [], [], [], {}, {}
+    floors, decodes, walls, peaks, stats, cpu_by_kind, clipping_done = [], [], [], [], {}, {}, 0.0
     with serve_directory(args.corpus) as base_url:
         sources = Path(tempfile.mkdtemp()) / "sources.txt"
         write_source_list(corpus, base_url, sources)
@@ -171,7 +177,7 @@ def main() -> int:
             walls.append(wall)
             peaks.append(memory.peak)
             if wall <= min(walls):
-                cpu_by_kind = memory.cpu_by_kind
+                cpu_by_kind, clipping_done = memory.cpu_by_kind, memory.last_ffmpeg_s
         text = run_pipeline(sources, args.cpus, args.overrides) if args.with_text else None
         marginal = _marginal(corpus, base_url, videos, args, min(floors), min(walls)) if args.marginal_copies else None
     floor, wall = min(floors), min(walls)
@@ -203,6 +209,8 @@ def main() -> int:
         run = text[2].get("run", {})
         result["with_text"] = {"wall_s": round(text[0], 2), "text_off_wall_s": round(wall, 2),
                                "summariser_s": run.get("stage_s", {}).get("text"), "stage_cpu_s": run.get("stage_cpu_s"),
+                               "clipping_done_s": round(text[1].last_ffmpeg_s, 1),
+                               "text_off_clipping_done_s": round(clipping_done, 1),
                                "peak_job_pss_gib": round(text[1].peak / 1024**3, 2)}
     print(json.dumps(result, indent=2))
     print(f"pipeline {wall:.1f} s vs decode floor {floor:.1f} s: ratio {wall / floor:.2f} (target <= 2.0); "
@@ -210,6 +218,9 @@ def main() -> int:
     if marginal is not None:
         print(f"each extra video: {marginal['marginal_ratio']:.2f}x its decode floor; fixed cost {marginal['fixed_s']:.0f} s "
               f"(ratio {marginal['ratio']:.2f} at --copies {marginal['copies']})")
+    if text is not None:
+        print(f"with the summariser on: {text[0]:.1f} s (text off {wall:.1f} s); the last clip was cut at "
+              f"{text[1].last_ffmpeg_s:.0f} s (text off {clipping_done:.0f} s): clipping waits for the model only if these differ")
     return 0
 
 
