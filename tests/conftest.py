@@ -32,6 +32,16 @@ def _corpus_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     return tmp_path_factory.mktemp("demo_corpus")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where dense copies of GGUF models go ($VIDLA_CACHE, for subprocesses and Ray workers too): pytest's
+    cache, kept across sessions, so the summariser's ~25 s dequantisation is paid once, never in ~/.cache."""
+    cache = getattr(request.config, "cache", None)
+    root = Path(cache.mkdir("vidla_models")) if cache is not None else tmp_path_factory.mktemp("vidla_models")
+    os.environ["VIDLA_CACHE"] = str(root)
+    return root
+
+
 @pytest.fixture(scope="session")
 def demo_corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """(directory, corpus.json contents) of the demo corpus; see ``curate/demo/corpus.py``."""

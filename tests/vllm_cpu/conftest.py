@@ -37,15 +37,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def model_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where dense GGUF copies go ($VIDLA_CACHE for subprocesses too): pytest's cache, kept across sessions."""
-    cache = getattr(request.config, "cache", None)
-    root = Path(cache.mkdir("vidla_models")) if cache is not None else tmp_path_factory.mktemp("vidla_models")
-    os.environ["VIDLA_CACHE"] = str(root)
-    return root
-
-
-@pytest.fixture(scope="session")
 def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen2-VL with SmolLM2's tokenizer (head size 64, 15 image tokens a frame)."""
     from tiny_textgen import build_tiny_qwen2_vl, smollm2_tokenizer
