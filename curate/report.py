@@ -29,8 +29,8 @@ import pyarrow.compute as pc  # noqa: E402
 import pyarrow.dataset as pads  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from vidla_format.clips import parts  # noqa: E402
-from vidla_format.layout import CLIPS_FILE, SCALES, VIDEOS_FILE  # noqa: E402
+from vidla_format.clips import clip_files  # noqa: E402
+from vidla_format.layout import SCALES, VIDEOS_FILE  # noqa: E402
 from vidla_format.storage import Storage  # noqa: E402
 
 REPORT_FILE = "report.html"
@@ -61,13 +61,6 @@ def read_member(storage: Storage, shard: str, offset: int, name: str) -> bytes |
             f.seek(-info.size % tarfile.BLOCKSIZE, 1)
 
 
-def _clip_files(storage: Storage) -> list[str]:
-    """The files of ``clips.parquet``, oldest first (a format-5 dataset: the one file)."""
-    if storage.is_file(CLIPS_FILE):
-        return [CLIPS_FILE]
-    return [f"{CLIPS_FILE}/{name}" for _, _, name in parts(storage)]
-
-
 def _batches(storage: Storage, rel: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
     with storage.fs.open_input_file(storage.path(rel)) as f:
         yield from pq.ParquetFile(f).iter_batches(batch_size=65_536, columns=columns)
@@ -76,7 +69,7 @@ def _batches(storage: Storage, rel: str, columns: list[str]) -> Iterator[pa.Reco
 def length_counts(storage: Storage) -> dict[str, np.ndarray]:
     """Per scale, how many clips have each length (bins of ``LENGTH_BINS_S``), streamed over every part."""
     counts = {scale: np.zeros(int(MAX_LENGTH_S / LENGTH_BINS_S) + 1, np.int64) for scale in SCALES}
-    for rel in _clip_files(storage):
+    for rel in clip_files(storage):
         for batch in _batches(storage, rel, ["scale", "duration"]):
             durations = np.nan_to_num(batch.column("duration").to_numpy(zero_copy_only=False))
             bins = np.clip((durations / LENGTH_BINS_S).astype(np.int64), 0, len(counts[SCALES[0]]) - 1)
@@ -107,7 +100,7 @@ def _histograms(counts: dict[str, np.ndarray]) -> bytes:
 def sampled_clips(storage: Storage) -> list[dict]:
     """A deterministic, scale-balanced gallery from the newest part: per scale, evenly spaced among the
     first clips of that scale (a scan that stops early, whatever the size of the dataset)."""
-    files = _clip_files(storage)
+    files = clip_files(storage)
     if not files:
         return []
     dataset = pads.dataset(storage.path(files[-1]), filesystem=storage.fs, format="parquet")

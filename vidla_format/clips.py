@@ -42,15 +42,16 @@ def parts(storage: Storage) -> list[tuple[int, int, str]]:
     return sorted(found)
 
 
-def read_clips(storage: Storage, columns: list[str] | None = None) -> pa.Table:
-    """Every committed clip of the output, in commit order (empty when there is no ``clips.parquet``).
-
-    A format-5 ``clips.parquet`` (one file) is read as it is.
-    """
+def clip_files(storage: Storage) -> list[str]:
+    """The files of ``clips.parquet`` relative to the output, oldest first (a format-5 dataset: the one file)."""
     if storage.is_file(CLIPS_FILE):
-        return storage.read_parquet(CLIPS_FILE, columns)
-    names = [name for _, _, name in parts(storage)]
-    tables = [storage.read_parquet(f"{CLIPS_FILE}/{name}", columns) for name in names]
+        return [CLIPS_FILE]
+    return [f"{CLIPS_FILE}/{name}" for _, _, name in parts(storage)]
+
+
+def read_clips(storage: Storage, columns: list[str] | None = None) -> pa.Table:
+    """Every committed clip of the output, in commit order (empty when there is no ``clips.parquet``)."""
+    tables = [storage.read_parquet(rel, columns) for rel in clip_files(storage)]
     schema = pa.schema([CLIPS_SCHEMA.field(c) for c in columns]) if columns else CLIPS_SCHEMA
     return pa.concat_tables(tables) if tables else schema.empty_table()
 

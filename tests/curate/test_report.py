@@ -10,7 +10,7 @@ from test_commit import clips, config, status
 from curate import report
 from curate.ledger import VideoStatus
 from curate.sink import DatasetWriter
-from vidla_format.clips import read_clips
+from vidla_format.clips import clip_files, read_clips
 from vidla_format.storage import Storage
 
 
@@ -38,7 +38,7 @@ def test_the_gallery_is_balanced_across_scales_and_comes_from_the_newest_part(tm
     storage = dataset(out, 6)
     sample = report.sampled_clips(storage)
     assert Counter(c["scale"] for c in sample) == {"short": 8, "medium": 6}, "8 a scale, or all there are"
-    newest = pq.read_table(out / report._clip_files(storage)[-1], columns=["video_id"])["video_id"].to_pylist()
+    newest = pq.read_table(out / clip_files(storage)[-1], columns=["video_id"])["video_id"].to_pylist()
     assert {c["key"].split("_")[0] for c in sample} <= set(newest) == {"v1", "v3", "v5"}
     assert sample == report.sampled_clips(storage), "the same page for the same dataset"
 
