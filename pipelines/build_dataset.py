@@ -45,7 +45,7 @@ from curate.source_lists import check_source_list
 from curate.source_plan import LedgerFilter
 from curate.sources import source_list_exists
 from pipelines.config import PipelineConfig, load_pipeline_config
-from pipelines.stage_list import STAGES, RunContext, add_stage
+from pipelines.stage_list import STAGES, RunContext, add_stage, pool_args
 from pipelines.stages import from_row
 from vidla_format.storage import Storage, redacted
 
@@ -110,18 +110,19 @@ def cluster_cpus() -> float | None:
     return ray.cluster_resources().get("CPU")
 
 
-def add_stages(ds, config: PipelineConfig, sink: DatasetWriter):
-    """Every stage of ``pipelines/stage_list.py`` that this config runs, in order, each its own actor pool."""
+def add_stages(ds, config: PipelineConfig, sink: DatasetWriter, reserved_cpus: float = 0.0):
+    """Every stage of ``pipelines/stage_list.py`` that this config runs, in order, each its own actor pool,
+    their first actors fitting beside the ``reserved_cpus`` of the source planning."""
     from curate.caption import startup_notes
     from curate.shard_batch import storage_env
 
     for note in startup_notes(config.text):
         print(note, file=sys.stderr)
     run = RunContext(output_location(sink), sink.run_id, storage_env())
-    cpus = cluster_cpus()
+    args = pool_args(config, cluster_cpus(), reserved_cpus)
     for spec in STAGES:
         if spec.when(config):
-            ds = add_stage(ds, spec, config, run, cpus)
+            ds = add_stage(ds, spec, config, run, args[spec.name])
     return ds
 
 
@@ -141,7 +142,7 @@ def build(sources: str | Path, output: str, config: PipelineConfig, retry_failed
     """Run the pipeline to completion and return what it did."""
     import ray.data
 
-    from pipelines.sources import planned_sources
+    from pipelines.sources import planned_sources, planning_cpus, source_readers
 
     started = time.monotonic()
     sink = DatasetWriter(output, config)  # takes the output's lease, or raises OutputLocked
@@ -149,8 +150,9 @@ def build(sources: str | Path, output: str, config: PipelineConfig, retry_failed
         init_ray(config)
         ray.data.DataContext.get_current().enable_progress_bars = config.ray.progress
         # the list is read, planned and filtered by Ray as it streams (pipelines/sources.py)
-        ds = planned_sources(str(sources), config, LedgerFilter.of(sink.ledger, retry_failed), source_rules(config))
-        ds = add_stages(ds, config, sink)
+        readers = source_readers(str(sources), config)
+        ds = planned_sources(str(sources), config, LedgerFilter.of(sink.ledger, retry_failed), source_rules(config), readers)
+        ds = add_stages(ds, config, sink, planning_cpus(config, readers))
         for row in ds.iter_rows():  # one small row per written batch: shard names and ledger rows
             sink.publish(from_row(row))
     except BaseException:

@@ -36,8 +36,8 @@ class StageResources(_Section):
         """(fewest, most) actors; an unset concurrency scales from one up to what the cluster's CPUs allow.
 
         ``cluster_cpus`` (known once Ray is up) bounds an unset concurrency, so a local run
-        starts its pool at full size instead of waiting for the autoscaler; None leaves the
-        top open (a cluster that autoscales nodes).
+        starts its pool at what is free (:meth:`initial_size`) instead of one actor; None
+        leaves the top open (a cluster that autoscales nodes).
         """
         if isinstance(self.concurrency, tuple):
             return self.concurrency
@@ -47,8 +47,27 @@ class StageResources(_Section):
             return 1, max(1, int(cluster_cpus // self.num_cpus))
         return 1, None
 
-    def ray_args(self, cluster_cpus: float | None = None) -> dict[str, Any]:
-        """Keyword arguments for ``Dataset.map``/``map_batches`` of a callable class: a long-lived actor pool.
+    def initial_size(self, cluster_cpus: float | None = None, free_cpus: float | None = None) -> int:
+        """The actors the pool starts with: its fewest, and as many more as ``free_cpus`` holds, up to its most.
+
+        ``free_cpus`` is what the cluster has left once every actor and task that starts with this
+        pool has the CPUs of its fewest. Ray places a run's first actors and tasks in whatever order
+        their requests arrive, so a pool started at a size the rest does not leave room for can
+        take CPUs that the source readers and planners need first: on two 1-CPU nodes, two clip
+        actors placed before the planner leave the run waiting for ever on a list it never reads.
+        A pool that starts at what is free can still grow to its most: Ray Data's autoscaler adds
+        actors within the operator's budget once the planners are done. ``None``: the pool's most.
+        """
+        low, high = self.pool_bounds(cluster_cpus)
+        if high is None:
+            return low
+        if free_cpus is None or self.num_cpus == 0 or low == high:
+            return high
+        return max(low, min(high, low + int(free_cpus // self.num_cpus)))
+
+    def ray_args(self, cluster_cpus: float | None = None, free_cpus: float | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``Dataset.map``/``map_batches`` of a callable class: a long-lived actor pool,
+        started at :meth:`initial_size`.
 
         Actor pools are never fused into a neighbouring operator, so each stage keeps its own
         resources (a CPU stage never runs inside a GPU or model actor).
@@ -63,7 +82,7 @@ class StageResources(_Section):
         if self.resources:
             args["resources"] = dict(self.resources)
         low, high = self.pool_bounds(cluster_cpus)
-        args["compute"] = ActorPoolStrategy(min_size=low, max_size=high, initial_size=high or low)
+        args["compute"] = ActorPoolStrategy(min_size=low, max_size=high, initial_size=self.initial_size(cluster_cpus, free_cpus))
         return args
 
 

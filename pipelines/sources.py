@@ -166,10 +166,24 @@ def _at_most(args: dict[str, Any], actors: int) -> dict[str, Any]:
     return args | {"compute": ray.data.ActorPoolStrategy(min_size=low, max_size=high, initial_size=high)}
 
 
-def planned_sources(path: str, config: Any, ledger: LedgerFilter, rules: Rules):
-    """The dataset of rows to hand to the download stage: every input row's verdict, one row per block."""
+def source_readers(path: str, config: Any) -> int:
+    """How many read tasks the list gets (parquet: ranges of row groups; the text formats: one)."""
+    return len(read_ranges(path, config.ray.sources.read_tasks))
+
+
+def planning_cpus(config: Any, readers: int) -> float:
+    """The CPUs the readers and planners of a list read by ``readers`` tasks reserve while they run,
+    which is from the run's start: the pools after them must leave these free (pipelines/stage_list.py)."""
     settings = config.ray.sources
-    readers = len(read_ranges(path, settings.read_tasks))  # as many blocks as readers: Ray must not split them
+    planners = _at_most(settings.plan.ray_args(), readers)["compute"].max_size
+    return readers * settings.read_cpus + planners * settings.plan.num_cpus
+
+
+def planned_sources(path: str, config: Any, ledger: LedgerFilter, rules: Rules, readers: int | None = None):
+    """The dataset of rows to hand to the download stage: every input row's verdict, one row per block.
+    ``readers``: :func:`source_readers`, when the caller already has it."""
+    settings = config.ray.sources
+    readers = readers or source_readers(path, config)  # as many blocks as readers: Ray must not split them
     datasource = SourceListDatasource(path, settings.batch_rows, storage_env())
     where = {} if is_uri(path) else {"scheduling_strategy": _this_node()}  # a local list is on this machine only
     ds = ray.data.read_datasource(datasource, override_num_blocks=readers, num_cpus=settings.read_cpus, **where)

@@ -32,7 +32,7 @@ class StageSpec:
     ``batched`` stages take a batch of whole videos per call (``map_batches``; a text batch holds
     parents with their children); the others one video per call (``map``). ``bounded_by_cpus``
     caps an unset concurrency at what the cluster's CPUs allow (CPU stages: a local run starts
-    its pool at full size); GPU and fixed pools are left to their config. ``ray_options`` are
+    its pool with what the other stages leave, see :func:`pool_args`); GPU and fixed pools are left to their config. ``ray_options`` are
     further Ray arguments of the stage.
     """
 
@@ -70,10 +70,34 @@ STAGES: tuple[StageSpec, ...] = (
 )  # fmt: skip
 
 
-def add_stage(ds: Any, spec: StageSpec, config: PipelineConfig, run: RunContext, cluster_cpus: float | None) -> Any:
-    """``ds`` followed by the stage's actor pool, sized by ``config.ray.<spec.resources>``."""
+def pool_args(config: PipelineConfig, cluster_cpus: float | None, reserved_cpus: float = 0.0) -> dict[str, dict[str, Any]]:
+    """The Ray arguments of every stage this config runs, by name, with every pool's first actors fitting the cluster.
+
+    ``reserved_cpus`` is what starts beside the pools (the source readers and planners). Every pool
+    gets its fewest actors (a pool of a set size: all of them); the CPUs left then go, in stage order,
+    to pools that may grow (:meth:`pipelines.config.StageResources.initial_size`). So the first actors
+    and tasks of a run never ask for more CPUs than the cluster has (unless the fewest already do),
+    and none of them can wait for ever behind another.
+    """
+    specs = [spec for spec in STAGES if spec.when(config)]
+    bounds = {spec.name: cluster_cpus if spec.bounded_by_cpus else None for spec in specs}
+    pools = {spec.name: getattr(config.ray, spec.resources) for spec in specs}
+    fewest = {name: pool.initial_size(bounds[name], free_cpus=0) for name, pool in pools.items()}
+    free = None
+    if cluster_cpus is not None:
+        free = cluster_cpus - reserved_cpus - sum(pools[name].num_cpus * fewest[name] for name in pools)
+    args = {}
+    for spec in specs:
+        pool = pools[spec.name]
+        args[spec.name] = pool.ray_args(bounds[spec.name], free) | spec.ray_options
+        if free is not None:
+            free -= pool.num_cpus * (args[spec.name]["compute"].initial_size - fewest[spec.name])
+    return args
+
+
+def add_stage(ds: Any, spec: StageSpec, config: PipelineConfig, run: RunContext, args: dict[str, Any]) -> Any:
+    """``ds`` followed by the stage's actor pool, with the Ray arguments :func:`pool_args` gave it."""
     resources = getattr(config.ray, spec.resources)
-    args = resources.ray_args(cluster_cpus if spec.bounded_by_cpus else None) | spec.ray_options
     kwargs = spec.constructor(config, run)
     if spec.batched:
         return ds.map_batches(spec.callable, fn_constructor_kwargs=kwargs, batch_size=resources.batch_size,
