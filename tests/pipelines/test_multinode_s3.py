@@ -114,10 +114,25 @@ def command(sources: str | Path, prefix: str, *extra: str) -> list[str]:
             "--config", str(DEMO_CONFIG), "--quiet", *NO_TEXT, *WRITE, *extra]
 
 
-def run(cmd: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+def run(cmd: list[str], env: dict[str, str], dashboard: str | None = None) -> str:
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    except subprocess.TimeoutExpired as hung:
+        raise AssertionError(f"the run took over 240 s (it takes ~40 s); {waiting_for(dashboard)}; "
+                             f"its stderr ends: {(hung.stderr or b'')[-2000:]!r}") from None  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
+
+
+def waiting_for(dashboard: str | None) -> str:
+    """What the cluster's scheduler has not placed (actors and tasks waiting for resources): why a run hangs."""
+    if dashboard is None:
+        return "no cluster state"
+    from ray.util.state import list_actors, list_tasks
+
+    actors = list_actors(address=dashboard, filters=[("state", "=", "PENDING_CREATION")], raise_on_missing_output=False)
+    tasks = list_tasks(address=dashboard, filters=[("state", "=", "PENDING_NODE_ASSIGNMENT")], raise_on_missing_output=False)
+    return f"actors not placed: {sorted(a.class_name for a in actors)}, tasks not placed: {sorted(t.name for t in tasks)}"
 
 
 def stray_objects(s3: S3Server, prefix: str) -> list[str]:
@@ -147,7 +162,7 @@ def built(cluster, s3, sources, tmp_path_factory) -> dict[str, Any]:
     env = driver_env(cluster, s3, tmp_path_factory.mktemp("driver-tmp"))
     s3.client().upload_file(str(sources), BUCKET, "lists/sources.csv")
     started = time.monotonic()
-    stdout = run(command(f"s3://{BUCKET}/lists/sources.csv", "first"), env)
+    stdout = run(command(f"s3://{BUCKET}/lists/sources.csv", "first"), env, cluster["dashboard"])
     return {"prefix": "first", "env": env, "stdout": stdout, "wall_s": time.monotonic() - started}
 
 
@@ -155,6 +170,10 @@ def test_stage_tasks_ran_on_both_nodes(built, cluster):
     nodes, used = task_nodes(cluster["dashboard"])
     assert len(nodes) == 2
     assert used == nodes, f"stage tasks ran on {len(used)} of the {len(nodes)} nodes"
+
+
+def test_nothing_is_left_waiting_for_a_place_after_the_run(built, cluster):
+    assert waiting_for(cluster["dashboard"]) == "actors not placed: [], tasks not placed: []"
 
 
 def test_shards_were_written_by_write_tasks_on_both_nodes(built, cluster, s3):
@@ -196,19 +215,19 @@ def test_samples_stream_from_the_bucket_with_every_member(built, s3):
         assert sample["mp4"][4:8] == b"ftyp" and sample["f00.jpg"][:2] == b"\xff\xd8"
 
 
-def test_a_rerun_on_the_bucket_adds_and_redoes_nothing(built, s3, sources):
+def test_a_rerun_on_the_bucket_adds_and_redoes_nothing(built, cluster, s3, sources):
     def shard_objects() -> dict[str, tuple[str, Any]]:
         listing = s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{built['prefix']}/shards/")["Contents"]
         return {o["Key"]: (o["ETag"], o["LastModified"]) for o in listing}
 
     before = shard_objects()
-    run(command(sources, built["prefix"]), built["env"])
+    run(command(sources, built["prefix"]), built["env"], cluster["dashboard"])
     assert shard_objects() == before
     stats = json.loads(Storage(s3.uri(BUCKET, built["prefix"])).read_bytes("stats.json"))
     assert stats["run"]["videos_processed"] == 0 and stats["run"]["samples_written"] == dict.fromkeys(SCALES, 0)
 
 
-def test_a_driver_killed_mid_run_then_rerun_gives_every_clip_exactly_once(built, s3, sources, tmp_path):
+def test_a_driver_killed_mid_run_then_rerun_gives_every_clip_exactly_once(built, cluster, s3, sources, tmp_path):
     expected, _ = shard_keys(Storage(s3.uri(BUCKET, built["prefix"])))
     cmd = command(sources, "killed", "--shard-size", "3")
     proc = subprocess.Popen(cmd, env=built["env"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -222,7 +241,7 @@ def test_a_driver_killed_mid_run_then_rerun_gives_every_clip_exactly_once(built,
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    run(cmd, built["env"])
+    run(cmd, built["env"], cluster["dashboard"])
     storage = Storage(s3.uri(BUCKET, "killed"))
     indexed, in_tars = shard_keys(storage)
     assert indexed == in_tars == expected
