@@ -31,9 +31,9 @@ class StageSpec:
 
     ``batched`` stages take a batch of whole videos per call (``map_batches``; a text batch holds
     parents with their children); the others one video per call (``map``). ``bounded_by_cpus``
-    caps an unset concurrency at what the cluster's CPUs allow (CPU stages: a local run starts
-    its pool with what the other stages leave, see :func:`pool_args`); GPU and fixed pools are left to their config. ``ray_options`` are
-    further Ray arguments of the stage.
+    caps an unset concurrency at what the cluster's CPUs allow (CPU stages; a pool starts with
+    what the other stages leave, see :func:`pool_args`); GPU and fixed pools are left to their
+    config. ``ray_options`` are further Ray arguments of the stage.
     """
 
     name: str
@@ -76,8 +76,8 @@ def pool_args(config: PipelineConfig, cluster_cpus: float | None, reserved_cpus:
     ``reserved_cpus`` is what starts beside the pools (the source readers and planners). Every pool
     gets its fewest actors (a pool of a set size: all of them); the CPUs left then go, in stage order,
     to pools that may grow (:meth:`pipelines.config.StageResources.initial_size`). So the first actors
-    and tasks of a run never ask for more CPUs than the cluster has (unless the fewest already do),
-    and none of them can wait for ever behind another.
+    and tasks of a run never ask for more CPUs than the cluster has (unless the pools' fewest already
+    do), and the order in which Ray places them cannot leave the readers and planners without one.
     """
     specs = [spec for spec in STAGES if spec.when(config)]
     bounds = {spec.name: cluster_cpus if spec.bounded_by_cpus else None for spec in specs}
